@@ -1,0 +1,71 @@
+"""``meterstack serve`` (the REST API and dashboard with uvicorn) and ``meterstack user``."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from meterstack.cli.app import app
+from meterstack.core.config import load_settings
+from meterstack.core.errors import InvalidInputError
+
+CONFIG = typer.Option(None, "--config", help="meterstack.toml to use")
+user_app = typer.Typer(help="Logins of the REST API.", no_args_is_help=True)
+app.add_typer(user_app, name="user")
+_err = Console(stderr=True)
+
+
+@app.command("serve")
+def serve(
+    host: str | None = typer.Option(None, help="address to listen on ([api] host)"),
+    port: int | None = typer.Option(None, help="port ([api] port, default 8000)"),
+    config: Path | None = CONFIG,
+    log_level: str = typer.Option("info", help="uvicorn log level"),
+) -> None:
+    """Serve the REST API (OpenAPI at /docs) and the dashboard at http://127.0.0.1:8000."""
+    # Imported here so that other commands do not pay for the web stack's import.
+    import uvicorn
+
+    from meterstack.api import create_app
+
+    settings = load_settings(config)
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidInputError("--port", port, "1 to 65535")
+    application = create_app(settings)
+    bind_host = host or settings.api.host
+    bind_port = port or settings.api.port
+    _err.print(f"meterstack API on http://{bind_host}:{bind_port} (docs at /docs)")
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level=log_level)
+
+
+@user_app.command("add")
+def add_user(
+    username: str = typer.Argument(..., help="login name"),
+    role: str = typer.Option("admin", help="admin, operator, vendor or customer"),
+    customer_id: int | None = typer.Option(None, help="the customer (role customer)"),
+    vendor_id: int | None = typer.Option(None, help="the vendor (role vendor)"),
+    password_env: str = typer.Option(
+        "METERSTACK_PASSWORD", help="environment variable holding the password"
+    ),
+    config: Path | None = CONFIG,
+) -> None:
+    """Add a login. The password is read from an environment variable, or asked for."""
+    from meterstack.api import create_user
+    from meterstack.mdm.stores import open_operational
+
+    password = os.environ.get(password_env) or typer.prompt(
+        "password", hide_input=True, confirmation_prompt=True
+    )
+    settings = load_settings(config)
+    user_id = create_user(
+        open_operational(settings),
+        username,
+        password,
+        role,
+        customer_id=customer_id,
+        vendor_id=vendor_id,
+    )
+    typer.echo(f"user {username} ({role}) has id {user_id}")

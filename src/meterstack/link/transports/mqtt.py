@@ -1,0 +1,253 @@
+"""MQTT through aiomqtt: one connection to one broker, kept up by a reconnect loop.
+
+MQTT 5 by default (Mosquitto); 3.1.1 for brokers that speak only that (amqtt, the embedded
+demo broker). Every publish is QoS 1 and returns when the broker's PUBACK arrives (or
+raises :class:`~meterstack.link.errors.LinkDownError`); the broker's acceptance is not the
+head-end's, which is why the outbox waits for the head-end's own acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import time
+from collections.abc import Sequence
+
+import aiomqtt
+from paho.mqtt.packettypes import PacketTypes
+from paho.mqtt.properties import Properties
+
+from meterstack.core.aio import wait_event
+from meterstack.core.errors import InvalidInputError
+from meterstack.link import topics
+from meterstack.link.errors import LinkDownError
+from meterstack.link.transports.base import MessageHandler, PathHealth
+
+
+class MqttTransport:
+    """One broker connection.
+
+    Parameters
+    ----------
+    host, port : str, int
+        The broker.
+    name : str
+        The path's name in diagnostics and failover (``"cellular"``, ``"lora"``...).
+    client_id : str
+        MQTT client identifier; also names the health-probe topic.
+    subscriptions : sequence of str
+        Topic filters subscribed (QoS 1) after every (re)connection.
+    on_message : MessageHandler, optional
+        Called with ``(topic, payload, name)`` for each message received.
+    protocol : int
+        5 (MQTT 5) or 4 (MQTT 3.1.1).
+    session_expiry_s : int
+        MQTT 5 session expiry: with ``clean_start=False`` the broker keeps the session and
+        queues QoS 1 messages while the client is away. [s]
+    publish_timeout_s : float
+        How long a publish waits for its PUBACK. [s]
+    reconnect_min_s, reconnect_max_s : float
+        Backoff between connection attempts. [s]
+    low_bandwidth : bool
+        The path is a narrow one (LoRa, NB-IoT): a module on it runs in degraded mode.
+    """
+
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        name: str = "primary",
+        client_id: str,
+        subscriptions: Sequence[str] = (),
+        on_message: MessageHandler | None = None,
+        protocol: int = 5,
+        clean_start: bool = True,
+        session_expiry_s: int = 0,
+        keepalive_s: int = 10,
+        publish_timeout_s: float = 5.0,
+        reconnect_min_s: float = 0.1,
+        reconnect_max_s: float = 2.0,
+        low_bandwidth: bool = False,
+        max_inflight: int = 256,
+    ) -> None:
+        if protocol not in (4, 5):
+            raise InvalidInputError("protocol", protocol, "4 (MQTT 3.1.1) or 5 (MQTT 5)")
+        if not 0 < port < 65536:
+            raise InvalidInputError("port", port, "a TCP port 1-65535")
+        self.host = host
+        self.port = port
+        self.name = name
+        self.client_id = client_id
+        self.subscriptions = list(subscriptions)
+        self.on_message = on_message
+        self.protocol = protocol
+        self.clean_start = clean_start
+        self.session_expiry_s = session_expiry_s
+        self.keepalive_s = keepalive_s
+        self.publish_timeout_s = publish_timeout_s
+        self.reconnect_min_s = reconnect_min_s
+        self.reconnect_max_s = reconnect_max_s
+        self.max_inflight = max_inflight
+        self.health = PathHealth(name, low_bandwidth=low_bandwidth)
+        self._client: aiomqtt.Client | None = None
+        self._connected = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._stopping = False
+        self.connections = 0
+        self.handler_errors = 0
+        self.errors: list[str] = []
+
+    # ------------------------------------------------------------------ lifecycle
+    def start(self) -> asyncio.Task[None]:
+        """Run the connection loop in the background."""
+        if self._task is None or self._task.done():
+            self._stopping = False
+            self._task = asyncio.create_task(self._run(), name=f"mqtt-{self.client_id}")
+        return self._task
+
+    async def stop(self) -> None:
+        self._stopping = True
+        task, self._task = self._task, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
+                await task
+        self._mark_down("stopped")
+
+    async def __aenter__(self) -> MqttTransport:
+        self.start()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stop()
+
+    @property
+    def connected(self) -> bool:
+        return self._connected.is_set()
+
+    async def wait_connected(self, timeout: float) -> bool:
+        return await wait_event(self._connected, timeout)
+
+    def _make_client(self) -> aiomqtt.Client:
+        properties = None
+        clean_start: bool = self.clean_start
+        if self.protocol == 5:
+            properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
+            if self.session_expiry_s:
+                properties.SessionExpiryInterval = self.session_expiry_s
+        return aiomqtt.Client(
+            self.host,
+            self.port,
+            identifier=self.client_id,
+            protocol=aiomqtt.ProtocolVersion.V5
+            if self.protocol == 5
+            else aiomqtt.ProtocolVersion.V311,
+            clean_session=None if self.protocol == 5 else clean_start,
+            clean_start=clean_start if self.protocol == 5 else 3,
+            keepalive=self.keepalive_s,
+            timeout=self.publish_timeout_s,
+            properties=properties,
+            max_inflight_messages=self.max_inflight,
+        )
+
+    async def _run(self) -> None:
+        delay = self.reconnect_min_s
+        while True:
+            client = self._make_client()
+            try:
+                async with client:
+                    for pattern in self.subscriptions:
+                        await client.subscribe(pattern, qos=1)
+                    self._client = client
+                    self.connections += 1
+                    self.health.connected = True
+                    self._connected.set()
+                    delay = self.reconnect_min_s
+                    async for message in client.messages:
+                        await self._deliver(str(message.topic), message.payload)
+            except aiomqtt.MqttError as exc:
+                self._mark_down(str(exc))
+            except (OSError, TimeoutError) as exc:
+                self._mark_down(f"{type(exc).__name__}: {exc}")
+            finally:
+                self._client = None
+            if self._stop_requested():
+                return
+            self._mark_down(self.health.last_error or "disconnected")
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, self.reconnect_max_s)
+
+    def _stop_requested(self) -> bool:
+        return self._stopping
+
+    async def _deliver(self, topic: str, payload: object) -> None:
+        if self.on_message is None:
+            return
+        if not isinstance(payload, bytes | bytearray):
+            payload = b"" if payload is None else str(payload).encode()
+        try:
+            result = self.on_message(topic, bytes(payload), self.name)
+            if inspect.isawaitable(result):
+                await result
+        except Exception as exc:  # a handler's bug must not take the connection down
+            self.handler_errors += 1
+            self.errors = [*self.errors, f"handler failed on {topic}: {exc!r}"][-10:]
+
+    def _mark_down(self, error: str) -> None:
+        if self._connected.is_set() or error != self.health.last_error:
+            self.errors = ([*self.errors, error])[-10:]
+        self._connected.clear()
+        self.health.connected = False
+        self.health.last_error = error
+
+    # ------------------------------------------------------------------ sending
+    async def publish(self, topic: str, payload: bytes) -> str:
+        """QoS 1 publish; returns this path's name once the broker has acknowledged."""
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise LinkDownError(f"path {self.name} is not connected")
+        try:
+            await client.publish(topic, payload, qos=1, timeout=self.publish_timeout_s)
+        except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+            raise LinkDownError(f"path {self.name}: publish failed: {exc}") from exc
+        return self.name
+
+    async def probe(self, timeout: float) -> float:
+        """Round trip of one QoS 1 publish to this path's health topic. [s]"""
+        start = time.perf_counter()
+        client = self._client
+        if client is None or not self._connected.is_set():
+            raise LinkDownError(f"path {self.name} is not connected")
+        try:
+            await client.publish(
+                topics.health(self.client_id, self.name), b"", qos=1, timeout=timeout
+            )
+        except (aiomqtt.MqttError, TimeoutError, OSError) as exc:
+            raise LinkDownError(f"path {self.name}: probe failed: {exc}") from exc
+        return time.perf_counter() - start
+
+    @property
+    def degraded(self) -> bool:
+        return self.health.low_bandwidth
+
+    def diagnostics(self) -> dict[str, object]:
+        return {
+            "active": self.name,
+            "paths": {self.name: _health_dict(self.health)},
+            "degraded": self.degraded,
+            "last_errors": list(self.errors),
+        }
+
+
+def _health_dict(health: PathHealth) -> dict[str, object]:
+    return {
+        "connected": health.connected,
+        "healthy": health.healthy,
+        "rtt_ewma_ms": None if health.rtt_ewma_s is None else round(health.rtt_ewma_s * 1000, 3),
+        "probes": health.probes,
+        "probe_failures": health.probe_failures,
+        "last_error": health.last_error,
+        "low_bandwidth": health.low_bandwidth,
+    }

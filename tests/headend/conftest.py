@@ -1,0 +1,5 @@
+"""Fixtures of the headend tests: Mosquitto processes of our own."""
+
+from tests.link.support import mosquitto, second_mosquitto
+
+__all__ = ["mosquitto", "second_mosquitto"]
