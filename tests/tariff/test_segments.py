@@ -21,6 +21,7 @@ from meterstack.tariff.segments import (
     run_maxima,
     run_sums,
     segment_pass,
+    segment_pass_8,
 )
 from meterstack.tariff.yaml_format import load_template
 
@@ -113,6 +114,73 @@ def test_segment_pass_reports_the_first_bad_meter() -> None:
         assert kernel(values, starts, run, group, 1, *out) == 2
 
 
+@settings(max_examples=40, deadline=None)
+@given(st.data(), st.sampled_from([1, 2, 3]), st.integers(0, 19))
+def test_eight_meter_pass_equals_the_plain_loop_bit_for_bit(
+    data: st.DataObject, window: int, n_meters: int
+) -> None:
+    # 0 to 19 meters: no group of eight, one or two whole groups, and every remainder
+    starts, run, group = _segments(data.draw)
+    n = int(starts[-1])
+    values = data.draw(
+        hnp.arrays(
+            np.float64,
+            (n_meters, n),
+            elements=st.floats(0, 1e4, allow_nan=False) | st.just(np.inf),
+        )
+    )
+    r_n = int(run.max()) + 1
+    expect = np.empty((n_meters, r_n)), np.empty((n_meters, 3))
+    with np.errstate(invalid="ignore"):
+        expect_bad = segment_pass(values, starts, run, group, window, *expect)
+    got = np.full((n_meters, r_n), np.nan), np.full((n_meters, 3), np.nan)
+    with np.errstate(invalid="ignore"):
+        assert segment_pass_8(values, starts, run, group, window, *got) == expect_bad == -1
+    # same additions in the same order: the same IEEE 754 numbers, not merely close ones
+    assert np.array_equal(got[0], expect[0])
+    assert np.array_equal(got[1], expect[1])
+    if NUMBA:
+        kernel = compiled_segment_pass()
+        assert kernel is not None
+        fast = np.full((n_meters, r_n), np.nan), np.full((n_meters, 3), np.nan)
+        assert kernel(values, starts, run, group, window, *fast) == -1
+        assert np.array_equal(fast[0], expect[0])
+        assert np.array_equal(fast[1], expect[1])
+
+
+@pytest.mark.parametrize(
+    ("n_meters", "bad_cells", "first_bad"),
+    [
+        (8, [(5, 4, np.nan), (6, 0, -1.0)], 5),  # both in one whole group of eight
+        (16, [(12, 9, -np.inf), (9, 11, -2.0)], 9),  # the lower meter is the later value
+        (13, [(12, 2, -0.001)], 12),  # in the last, partial group
+        (11, [(10, 0, np.nan), (3, 11, -5.0)], 3),  # first group beats the partial one
+        (8, [(2, 7, np.nan)], 2),  # a NaN alone: its meter's sum is NaN
+        (13, [(11, 3, np.nan)], 11),
+        (9, [], -1),
+    ],
+)
+def test_eight_meter_pass_reports_the_first_bad_meter(
+    n_meters: int, bad_cells: list[tuple[int, int, float]], first_bad: int
+) -> None:
+    values = np.ones((n_meters, 12))
+    for m, t, v in bad_cells:
+        values[m, t] = v
+    starts = np.array([0, 4, 8, 12])
+    run = np.array([0, 1, 1])
+    group = np.array([0, -1, 1])
+
+    def outs() -> tuple[np.ndarray, np.ndarray]:
+        return np.empty((n_meters, 2)), np.empty((n_meters, 2))
+
+    assert segment_pass(values, starts, run, group, 1, *outs()) == first_bad
+    assert segment_pass_8(values, starts, run, group, 1, *outs()) == first_bad
+    if NUMBA:
+        kernel = compiled_segment_pass()
+        assert kernel is not None
+        assert kernel(values, starts, run, group, 1, *outs()) == first_bad
+
+
 @settings(max_examples=60, deadline=None)
 @given(st.data())
 def test_run_blocks_loop_equals_the_array_formula(data: st.DataObject) -> None:
@@ -164,9 +232,10 @@ def test_compiled_and_numpy_paths_agree(name: str) -> None:
     tariff = load_template(name)
     ends = np.datetime64("2024-01-01T00:15") + np.arange(96 * 75) * np.timedelta64(15, "m")
     rng = np.random.default_rng(7)
-    imp = rng.gamma(2.0, 0.3, (80, ends.shape[0])) * rng.uniform(0.2, 40, (80, 1))
-    exp = rng.gamma(1.0, 0.2, (80, ends.shape[0]))
-    kvarh = imp * rng.uniform(0.1, 0.8, (80, 1))
+    # 83 meters: ten groups of eight for the compiled pass, and three left over
+    imp = rng.gamma(2.0, 0.3, (83, ends.shape[0])) * rng.uniform(0.2, 40, (83, 1))
+    exp = rng.gamma(1.0, 0.2, (83, ends.shape[0]))
+    kvarh = imp * rng.uniform(0.1, 0.8, (83, 1))
     plan = plan_rating(tariff, ends)
     fast = rate_with_plan(plan, imp, exp, kvarh, compiled=True)
     slow = rate_with_plan(plan, imp, exp, kvarh, compiled=False)

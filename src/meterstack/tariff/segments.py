@@ -54,6 +54,7 @@ __all__ = [
     "run_sums",
     "runs_of",
     "segment_pass",
+    "segment_pass_8",
 ]
 
 Array = NDArray[np.float64]
@@ -296,6 +297,106 @@ def segment_pass(  # noqa: PLR0917
     return bad
 
 
+def segment_pass_8(  # noqa: PLR0917
+    values: Array,
+    starts: IntArray,
+    run: IntArray,
+    group: IntArray,
+    window: int,
+    sums: Array,
+    maxima: Array,
+) -> int:
+    """:func:`segment_pass` on eight meters at a time: the same numbers, bit for bit.
+
+    The plain loop adds each meter's values one after the other, so each addition waits
+    for the one before it (a floating-point add takes about four clock cycles to finish).
+    Here eight meters advance together through each segment, with eight running sums and
+    maxima in eight pairs of registers: eight independent chains, which the processor
+    overlaps. Each meter's values are still added in time order, starting from 0.0, so
+    every sum is the same IEEE 754 number as :func:`segment_pass` gives; a maximum does
+    not depend on the order. About twice as fast compiled (see ``bench/billing.py``).
+
+    The input check is folded in: the smallest value of the eight meters catches negative
+    numbers and -inf, and a NaN makes its meter's sum NaN; the first bad meter is then
+    found by reading its group's rows again (only on bad data). A last group of fewer
+    than eight meters repeats its last row in the spare lanes and keeps only its own
+    results. Parameters and result as in :func:`segment_pass`.
+    """
+    m_n = values.shape[0]
+    s_n = starts.shape[0] - 1
+    bad = -1
+    for m in range(0, m_n, 8):
+        lanes = min(8, m_n - m)
+        sums[m : m + lanes] = 0.0
+        maxima[m : m + lanes] = 0.0
+        # a last group of fewer than eight meters reads its last row in the spare lanes
+        i0, i1, i2, i3 = m, min(m + 1, m_n - 1), min(m + 2, m_n - 1), min(m + 3, m_n - 1)
+        i4, i5, i6, i7 = (
+            min(m + 4, m_n - 1),
+            min(m + 5, m_n - 1),
+            min(m + 6, m_n - 1),
+            min(m + 7, m_n - 1),
+        )
+        group_bad = False
+        for s in range(s_n):
+            a = starts[s]
+            e = starts[s + 1]
+            t0 = t1 = t2 = t3 = t4 = t5 = t6 = t7 = 0.0
+            p0 = p1 = p2 = p3 = p4 = p5 = p6 = p7 = 0.0
+            low = 0.0
+            for t in range(a, e):
+                v0 = values[i0, t]
+                v1 = values[i1, t]
+                v2 = values[i2, t]
+                v3 = values[i3, t]
+                v4 = values[i4, t]
+                v5 = values[i5, t]
+                v6 = values[i6, t]
+                v7 = values[i7, t]
+                t0 += v0
+                t1 += v1
+                t2 += v2
+                t3 += v3
+                t4 += v4
+                t5 += v5
+                t6 += v6
+                t7 += v7
+                p0 = max(p0, v0)
+                p1 = max(p1, v1)
+                p2 = max(p2, v2)
+                p3 = max(p3, v3)
+                p4 = max(p4, v4)
+                p5 = max(p5, v5)
+                p6 = max(p6, v6)
+                p7 = max(p7, v7)
+                low = min(low, min(min(v0, v1), min(v2, v3)), min(min(v4, v5), min(v6, v7)))  # noqa: PLW3301
+            total = (t0, t1, t2, t3, t4, t5, t6, t7)
+            peak = (p0, p1, p2, p3, p4, p5, p6, p7)
+            either = t0 + t1 + t2 + t3 + t4 + t5 + t6 + t7  # NaN if a sum is NaN
+            if low < 0.0 or either != either:  # noqa: PLR0124  (a NaN test)
+                group_bad = True
+            r = run[s]
+            g = group[s]
+            for j in range(lanes):
+                sums[m + j, r] += total[j]
+                if g >= 0:
+                    pk = peak[j]
+                    if window > 1:
+                        pk = total[j] if e - a == window else 0.0
+                    maxima[m + j, g] = max(maxima[m + j, g], pk)
+        if group_bad and bad < 0:
+            for j in range(lanes):
+                row_bad = False
+                for t in range(values.shape[1]):
+                    if not values[m + j, t] >= 0.0:
+                        row_bad = True
+                        break
+                if row_bad:
+                    bad = m + j
+                    break
+    return bad
+
+
 def run_blocks(
     sums: Array,
     run_cycle: IntArray,
@@ -362,7 +463,8 @@ _COMPILE_LOCK = threading.Lock()
 def _compiled(name: str, function: Callable[..., object]) -> Callable[..., object] | None:
     """``function`` compiled by Numba [3]_ once per process, or None without Numba.
 
-    Compiled at the first call (under a second each) and never written to disk.
+    Compiled at the first call (2-3 s for the Numba import and the segment pass on a
+    busy 2-core machine) and never written to disk.
 
     References
     ----------
@@ -385,10 +487,12 @@ def _compiled(name: str, function: Callable[..., object]) -> Callable[..., objec
 def compiled_segment_pass() -> Callable[..., int] | None:
     """:func:`segment_pass` compiled (None without Numba).
 
-    It reads each value once: about three times faster than the three NumPy passes it
-    replaces (sum, maximum, check).
+    It reads each value once, eight meters at a time (:func:`segment_pass_8`): about six
+    times faster than the three NumPy passes it replaces (sum, maximum, check).
     """
-    return _compiled("segment_pass", segment_pass)  # type: ignore[return-value]
+    if _compiled("segment_pass", segment_pass) is None:
+        return None
+    return _compiled("segment_pass_8", segment_pass_8)  # type: ignore[return-value]
 
 
 def compiled_run_blocks() -> Callable[..., None] | None:
