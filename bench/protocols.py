@@ -1,9 +1,11 @@
 """Benchmark the DLMS server: register reads per second, load-profile days per second,
 high-level associations per second (HLS-GMAC suite 0, HLS-ECDSA suite 1), and how many
-virtual meters one process serves at one read per second each.
+virtual meters one process serves at one read per second each. Last, the export-control
+report of every standard scenario (simulated time; worst overshoot [W] and its duration).
 
 Prints JSON lines. The read ceiling is the in-process association (bytes in, bytes out,
-no TCP) measured in the same run; ``ratio`` is the TCP rate over it. The ECDSA ceiling is
+no TCP) measured in the same run, for register reads and for the load profile; ``ratio``
+is the TCP rate over it. The ECDSA ceiling is
 the association's public-key work alone (two signatures, two verifications), measured in
 the same run.
 
@@ -24,6 +26,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from meterstack.core.obis import ObisCode
 from meterstack.core.time import SimulatedClock
 from meterstack.meter import Measurement, Meter, MeterConfig
+from meterstack.meter.export_control import ExportControlConfig
 from meterstack.protocols.dlms import (
     DlmsSecurity,
     DlmsServer,
@@ -31,13 +34,17 @@ from meterstack.protocols.dlms import (
     SecurityKeys,
     default_clients,
 )
+from meterstack.protocols.dlms import apdu as xdlms
 from meterstack.protocols.dlms.acse import Aarq, ApplicationContext, InitiateRequest, Mechanism
-from meterstack.protocols.dlms.client import LOAD_PROFILE, ClientSettings, DlmsClient
+from meterstack.protocols.dlms.apdu import AccessSelection, AttributeDescriptor, GetRequest
+from meterstack.protocols.dlms.axdr import Data, date_time_data, decode_data_exact
+from meterstack.protocols.dlms.client import CLOCK, LOAD_PROFILE, ClientSettings, DlmsClient
 from meterstack.protocols.dlms.security import (
     check_ecdsa_authentication,
     ecdsa_authentication,
 )
 from meterstack.protocols.dlms.server import Association
+from meterstack.protocols.sunspec import InverterSettings, simulate, standard_scenarios
 
 START = datetime(2024, 1, 1, tzinfo=UTC)
 A_PLUS = ObisCode.parse("1.0.1.8.0.255")
@@ -63,16 +70,73 @@ def device(meter: Meter) -> LogicalDevice:
 
 
 def in_process_reads(meter: Meter, count: int) -> float:
-    association = Association(device(meter), 16, 1)
-    initiate = InitiateRequest(0x00101D, 0xFFFF).encode()
-    association.handle(
-        Aarq(ApplicationContext.LOGICAL_NAME, initiate, None, Mechanism.LOWEST).encode()
-    )
+    association = _associated(meter)
     request = bytes.fromhex("c001c10003010001080 0ff0200".replace(" ", ""))
     started = time.perf_counter()
     for _ in range(count):
         association.handle(request)
     return count / (time.perf_counter() - started)
+
+
+def _associated(meter: Meter) -> Association:
+    association = Association(device(meter), 16, 1)
+    initiate = InitiateRequest(0x00101D, 0xFFFF).encode()
+    association.handle(
+        Aarq(ApplicationContext.LOGICAL_NAME, initiate, None, Mechanism.LOWEST).encode()
+    )
+    return association
+
+
+def in_process_profile(meter: Meter, days: int) -> float:
+    """Load-profile days per second with no TCP: the same selective GET (by date range)
+    handed to the association as bytes, blocks followed to the end."""
+    association = _associated(meter)
+    restricting = Data.structure(
+        Data.long_unsigned(8),
+        Data.octet_string(CLOCK.to_bytes()),
+        Data.integer(2),
+        Data.long_unsigned(0),
+    )
+    parameters = Data.structure(
+        restricting,
+        date_time_data(START),
+        date_time_data(START + timedelta(days=days)),
+        Data.array([]),
+    )
+    request = GetRequest(1, AttributeDescriptor(7, LOAD_PROFILE, 2), AccessSelection(1, parameters))
+    started = time.perf_counter()
+    result = xdlms.decode_get_response(association.handle(xdlms.encode_get_request(request)))
+    raw = bytearray(result.raw)
+    while result.value is None and not result.last_block:
+        assert result.block_number is not None
+        answer = association.handle(xdlms.encode_get_next(1, result.block_number))
+        result = xdlms.decode_get_response(answer)
+        raw += result.raw
+    rows = result.value if result.value is not None else decode_data_exact(bytes(raw), "buffer")
+    elapsed = time.perf_counter() - started
+    return len(rows.as_items("buffer")) / 48 / elapsed
+
+
+def export_control_reports() -> list[dict[str, object]]:
+    """Export control in simulated time against the simulated inverter (slow and fast
+    converters): the worst export above the limit [W] and how long it lasted [s]."""
+    config = ExportControlConfig(rated_power_w=5000.0)
+    reports = []
+    for label, settings in (
+        ("tau2_lat0.5", InverterSettings(rated_power_w=5000.0, tau_s=2.0, latency_s=0.5)),
+        ("tau1_lat0.2", InverterSettings(rated_power_w=5000.0, tau_s=1.0, latency_s=0.2)),
+    ):
+        for scenario in standard_scenarios():
+            report = simulate(scenario, config, settings).as_dict()
+            reports.append(
+                {
+                    "bench": "export_control",
+                    "inverter": label,
+                    **report,
+                    "limit_s": config.clear_within_s,
+                }
+            )
+    return reports
 
 
 async def tcp_reads(meter: Meter, count: int, days: int) -> tuple[float, float]:
@@ -219,11 +283,14 @@ def main() -> None:
             }
         )
     )
+    profile_ceiling = in_process_profile(meter, args.days)
     print(
         json.dumps(
             {
                 "bench": "dlms_load_profile",
                 "days_per_s": round(days, 2),
+                "in_process_ceiling_days_per_s": round(profile_ceiling, 2),
+                "ratio": round(days / profile_ceiling, 3),
                 "days": args.days,
                 "rows_per_day": 48,
             }
@@ -261,6 +328,8 @@ def main() -> None:
             }
         )
     )
+    for report in export_control_reports():
+        print(json.dumps(report))
 
 
 if __name__ == "__main__":

@@ -196,7 +196,8 @@ async def _raw(port: int, frames: list[bytes]) -> list[bytes]:
         await writer.drain()
         got: list[Any] = []
         while not got:
-            chunk = await asyncio.wait_for(reader.read(65536), 5)
+            async with asyncio.timeout(5):
+                chunk = await reader.read(65536)
             assert chunk, "the server closed the connection"
             got = framer.feed(chunk)
         answers.append(got[0].apdu)
@@ -275,5 +276,30 @@ def test_replayed_ciphered_frame_is_refused() -> None:
         assert (await client.read_register(ObisCode.parse("1.0.1.8.0.255"))).unit == 30
         await client.release()
         await client.close()
+
+    serve(meter, body)
+
+
+def test_broken_wrapper_frames_close_only_their_connection() -> None:
+    """A wrapper frame cut short and a wrong wrapper version (IEC 62056-47: version 0x0001)
+    end that connection alone; the meter goes on serving new ones."""
+    meter = meter_with_history(1)
+
+    async def body(port: int, device: LogicalDevice) -> None:
+        # the header promises 100 octets, 10 come, then the peer goes away
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00\x01\x00\x10\x00\x01\x00\x64" + bytes(10))
+        await writer.drain()
+        writer.close()
+        # version 2: the stream cannot be resynchronised, the server closes it
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        writer.write(b"\x00\x02" + _aarq()[2:])
+        await writer.drain()
+        async with asyncio.timeout(5):
+            assert await reader.read(65536) == b""
+        writer.close()
+        async with await DlmsClient.connect("127.0.0.1", port, ClientSettings.public()) as client:
+            reading = await client.read_register(ObisCode.parse("1.0.1.8.0.255"))
+            assert reading.raw == meter.registers.a_plus
 
     serve(meter, body)

@@ -7,7 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from gurux_dlms import GXDateTime
-from gurux_dlms.enums import Authentication
+from gurux_dlms.enums import AssociationResult, Authentication, SourceDiagnostic
+from gurux_dlms.GXDLMSException import GXDLMSException
 from gurux_dlms.objects import (
     GXDLMSClock,
     GXDLMSData,
@@ -209,9 +210,12 @@ def test_hls_gmac_with_ciphering(server: ServerThread) -> None:
 
 def test_hls_with_a_wrong_key_is_refused(server: ServerThread) -> None:
     peer = ciphered_peer(server.port, block_cipher_key=bytes(16))
-    with pytest.raises(Exception, match=r"."):  # gurux raises its own exception types
+    with pytest.raises(GXDLMSException) as refused:
         peer.associate()
     peer.close()
+    # the AARE's own refusal: rejected-permanent, authentication-failure (Green Book 9.4.2)
+    assert int(refused.value.result) == AssociationResult.PERMANENT_REJECTED
+    assert int(refused.value.diagnostic) == SourceDiagnostic.AUTHENTICATION_FAILURE
     # and the server keeps serving
     peer = ciphered_peer(server.port)
     peer.associate()
@@ -225,4 +229,55 @@ def test_gurux_reads_the_object_list(server: ServerThread) -> None:
     objects = peer.client.parseObjects(reply.data, True)
     names = {obj.logicalName for obj in objects}
     assert {"1.0.99.1.0.255", "0.0.96.3.10.255", "0.0.1.0.0.255", "0.0.99.98.2.255"} <= names
+    peer.release()
+
+
+def test_a_replayed_gurux_frame_is_refused_and_service_goes_on(server: ServerThread) -> None:
+    """gurux ciphers a GET (suite 0, its own invocation counter); the same wrapper frame
+    sent again is refused with an exception-response, invocation-counter-error (6)."""
+    peer = ciphered_peer(server.port)
+    peer.associate()
+    energy = GXDLMSRegister("1.0.1.8.0.255")
+    (frame,) = peer.client.read(energy, 2)
+    request = bytes(frame)
+    peer.sock.sendall(request)
+    first = _wrapper_apdu(peer)
+    assert first[0] == 0xCC  # glo-get-response [204]: gurux's frame was accepted once
+    peer.sock.sendall(request)
+    replayed = _wrapper_apdu(peer)
+    assert replayed[0] == 0xD8  # exception-response
+    assert replayed[2] == 6  # service-error: invocation-counter-error
+    peer.read(energy, 2)  # the association still serves fresh frames
+    assert energy.value == server.meter.registers.a_plus
+    peer.release()
+
+
+def _wrapper_apdu(peer: GuruxPeer) -> bytes:
+    """One IEC 62056-47 wrapper frame read off the socket: its APDU."""
+    received = b""
+    while len(received) < 8 or len(received) < 8 + int.from_bytes(received[6:8], "big"):
+        chunk = peer.sock.recv(65536)
+        assert chunk, "the server closed the connection"
+        received += chunk
+    return received[8 : 8 + int.from_bytes(received[6:8], "big")]
+
+
+def test_an_altered_gurux_frame_is_refused_and_the_genuine_one_still_served(
+    server: ServerThread,
+) -> None:
+    """One octet of gurux's GCM tag altered: exception-response, deciphering-error (5);
+    the counter of a frame that failed authentication is not consumed, so the genuine
+    frame with that counter is still accepted."""
+    peer = ciphered_peer(server.port)
+    peer.associate()
+    energy = GXDLMSRegister("1.0.1.8.0.255")
+    (frame,) = peer.client.read(energy, 2)
+    genuine = bytes(frame)
+    altered = genuine[:-1] + bytes([genuine[-1] ^ 0x01])
+    peer.sock.sendall(altered)
+    refused = _wrapper_apdu(peer)
+    assert refused[0] == 0xD8  # exception-response
+    assert refused[2] == 5  # service-error: deciphering-error
+    peer.sock.sendall(genuine)
+    assert _wrapper_apdu(peer)[0] == 0xCC  # glo-get-response
     peer.release()

@@ -18,6 +18,7 @@ from gurux_dlms.enums import InterfaceType
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from meterstack.core.aio import wait_event
 from meterstack.core.obis import ObisCode
 from meterstack.core.time import SimulatedClock
 from meterstack.meter import Measurement
@@ -133,7 +134,7 @@ def test_scheduled_push_reaches_the_destination() -> None:
             assert len(queued) == 1
             results = await pusher.send()
             assert [r.delivered for r in results] == [True]
-            await asyncio.wait_for(listener.arrived.wait(), 5)
+            assert await wait_event(listener.arrived, 5)
         (frame,) = listener.received
         source, destination, stamp, body_data = our_decode(frame)
         assert (source, destination) == (1, PUSH_CLIENT_SAP)
@@ -164,7 +165,7 @@ def test_an_alarm_pushes_the_alarm_setup() -> None:
             meter.step(outage)  # power down: the last gasp
             (queued,) = pusher.poll()
             assert (await pusher.send())[0].delivered
-            await asyncio.wait_for(listener.arrived.wait(), 5)
+            assert await wait_event(listener.arrived, 5)
         values, _, _ = gurux_decode(listener.received[0])
         codes = dict(zip(list(LogKind), values[2:], strict=True))
         assert codes[LogKind.POWER_FAILURE] == EventCode.POWER_DOWN
@@ -220,7 +221,7 @@ def test_randomised_start_and_communication_window() -> None:
             clock.advance(timedelta(hours=1, minutes=1))
             (result,) = await pusher.send()
             assert result.delivered
-            await asyncio.wait_for(listener.arrived.wait(), 5)
+            assert await wait_event(listener.arrived, 5)
         assert len(sleeps.delays) == 1
         assert 0.0 <= sleeps.delays[0] <= 120.0
 

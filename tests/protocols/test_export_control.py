@@ -20,6 +20,7 @@ from meterstack.meter.export_control import (
     ExportController,
     ExportState,
     MeterReading,
+    Setpoint,
 )
 from meterstack.protocols.modbus.registers import encode_value
 from meterstack.protocols.sunspec import (
@@ -56,6 +57,28 @@ def test_export_above_the_limit_never_lasts_over_5_s(
     logged = [e.code for e in meter.event_logs[LogKind.EXPORT_CONTROL]]
     assert logged == [code for _, code, _ in report.transitions]
     assert EventCode.EXPORT_WATCHDOG_ARMED in logged
+
+
+#: The export a load step exposes at once: the output held at the load before the step less
+#: the margin (4500 - 100 W), over the load after it. No controller can do better.
+STEP_EXPOSED_W = {"load_drop": 4400 - 300, "load_off": 4400 - 0, "slow_link": 4400 - 200}
+
+
+@pytest.mark.parametrize("inverter", [SLOW, FAST], ids=["tau2_lat0.5", "tau1_lat0.2"])
+def test_the_worst_overshoot_is_only_what_the_step_exposes(inverter: InverterSettings) -> None:
+    """The report's worst overshoot [W]: a load step exposes the output running before it,
+    the controller adds nothing on top; sun steps, clouds and a link lost before the load
+    falls (fail safe to zero) cause no export at all."""
+    for scenario in standard_scenarios():
+        report = simulate(scenario, CONFIG, inverter)
+        if scenario.name in STEP_EXPOSED_W:
+            assert report.worst_overshoot_w == pytest.approx(
+                STEP_EXPOSED_W[scenario.name], abs=5.0
+            ), scenario.name
+            assert report.episodes == 1
+        elif scenario.name != "load_steps":
+            assert report.worst_overshoot_w == 0.0, scenario.name
+            assert report.longest_over_limit_s == 0.0
 
 
 def test_a_throttle_alone_cannot_clear_a_slow_inverter_in_time() -> None:
@@ -216,10 +239,38 @@ def test_the_load_is_the_reading_plus_the_output_when_it_was_measured() -> None:
 
 
 def test_setpoints_are_range_checked_before_encoding() -> None:
+    from meterstack.protocols.sunspec.control import encode_setpoint
+
     with pytest.raises(InvalidInputError):
         encode_value(-1, "uint16")  # would wrap to 65535 in a naive encoder
     with pytest.raises(InvalidInputError):
         encode_value(10000.5 * 100, "uint16", scale=0)
+    # Conn, WMaxLimPct (scale -2), WinTms, RvrtTms, RmpTms, WMaxLim_Ena
+    ok = Setpoint(2000.0, 40.0, 2.0, ExportState.CURTAILING)
+    assert encode_setpoint(ok) == [1, 4000, 0, 2, 0, 1]
+    tripped = Setpoint(0.0, 0.0, 2.0, ExportState.TRIPPED, connect=False)
+    assert encode_setpoint(tripped) == [0, 0, 0, 2, 0, 1]
+    for pct, revert, field in (
+        (-0.01, 2.0, "limit_pct"),  # -1 would wrap to 65535 = 655.35 %
+        (100.01, 2.0, "limit_pct"),
+        (float("nan"), 2.0, "limit_pct"),
+        (50.0, -1.0, "revert_timeout_s"),
+        (50.0, 65536.0, "revert_timeout_s"),
+    ):
+        with pytest.raises(InvalidInputError) as refused:
+            encode_setpoint(Setpoint(0.0, pct, revert, ExportState.CURTAILING))
+        assert refused.value.field == field
+
+
+def test_inverter_output_applies_its_scale_factor() -> None:
+    from meterstack.protocols.sunspec.control import output_w
+
+    # SunSpec: W = raw x 10^W_SF, W_SF a signed int16; 0x8000 is "not implemented"
+    assert output_w([2500, 0]) == 2500.0
+    assert output_w([1234, 0xFFFF]) == pytest.approx(123.4)  # W_SF = -1
+    assert output_w([0xFF38, 1]) == -2000.0  # raw -200, W_SF = 1
+    assert output_w([0x8000, 0]) is None
+    assert output_w([100, 0x8000]) is None
 
 
 @settings(max_examples=150)

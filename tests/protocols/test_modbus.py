@@ -22,6 +22,7 @@ from meterstack.meter import ControlState, LimiterConfig, Meter, MeterConfig
 from meterstack.protocols.dlms.cosem.base import MeterBinding
 from meterstack.protocols.modbus import (
     ModbusMeterReader,
+    ModbusReadError,
     RegisterMap,
     decode_value,
     encode_value,
@@ -132,30 +133,49 @@ def test_rtu_over_a_pseudo_terminal() -> None:
     tty.setraw(slave)
     path = os.ttyname(slave)
 
-    async def main() -> bytes:
+    async def exchange(request: bytes, length: int) -> bytes:
+        os.write(master, request + _crc16_modbus(request))
+        reply = b""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 5
+        while len(reply) < length and loop.time() < deadline:
+            await asyncio.sleep(0.02)
+            with contextlib.suppress(BlockingIOError):
+                reply += os.read(master, 256)
+        return reply
+
+    async def main() -> tuple[bytes, bytes, bytes]:
         binding = MeterBinding(meter, SimulatedClock(meter.now + timedelta(seconds=1)))
         server = rtu_server(binding, path, unit_id=1, baudrate=115200)
         await server.serve_forever(background=True)
         try:
-            request = bytes([1, 4]) + struct.pack(">HH", 100, 4)
-            os.write(master, request + _crc16_modbus(request))
-            reply = b""
-            loop = asyncio.get_running_loop()
-            deadline = loop.time() + 5
-            while len(reply) < 13 and loop.time() < deadline:
-                await asyncio.sleep(0.02)
-                with contextlib.suppress(BlockingIOError):
-                    reply += os.read(master, 256)
-            return reply
+            # an out-of-range relay command (7) written with function 6
+            refused = await exchange(bytes([1, 6]) + struct.pack(">HH", 200, 7), 5)
+            await asyncio.sleep(0.05)  # RTU inter-frame silence
+            reply = await exchange(bytes([1, 4]) + struct.pack(">HH", 100, 4), 13)
+            await asyncio.sleep(0.05)
+            # a frame with a corrupt CRC is ignored (no reply), the next one is served
+            bad = bytes([1, 4]) + struct.pack(">HH", 100, 4)
+            os.write(master, bad + b"\x00\x00")
+            await asyncio.sleep(0.3)
+            with contextlib.suppress(BlockingIOError):
+                assert os.read(master, 256) == b""
+            return refused, reply, await exchange(bytes([1, 4]) + struct.pack(">HH", 130, 1), 7)
         finally:
             await server.shutdown()
 
     os.set_blocking(master, False)
     try:
-        reply = asyncio.run(main())
+        refused, reply, voltage = asyncio.run(main())
     finally:
         os.close(master)
         os.close(slave)
+    # exception response: function | 0x80, code 03 illegal data value [Modbus V1.1b3, 7]
+    assert refused[:3] == bytes([1, 0x86, 3])
+    assert refused[-2:] == _crc16_modbus(refused[:-2])
+    assert meter.relay.state == ControlState.CONNECTED
+    assert voltage[:3] == bytes([1, 4, 2])
+    assert struct.unpack(">H", voltage[3:5])[0] == 2300  # 230.0 V at scale -1
     assert reply[:3] == bytes([1, 4, 8])
     assert reply[-2:] == _crc16_modbus(reply[:-2])
     assert struct.unpack(">Q", reply[3:11])[0] == meter.registers.a_plus
@@ -215,3 +235,141 @@ def test_bad_map_files_name_the_problem(tmp_path: Path, text: str, message: str)
     path.write_text(text)
     with pytest.raises(ConfigError, match=message):
         RegisterMap.load(path)
+
+
+#: An Eastron SDM120-style single-phase meter: input registers, IEEE-754 float32, most
+#: significant word first, PDU addresses from the maker's published map (30001 voltage,
+#: 30007 current, 30013 active power, 30071 frequency, 30073 import active energy [kWh]).
+SDM120_MAP = """
+[meter]
+name = "SDM120-style meter"
+word_order = "big"
+
+[[registers]]
+name = "voltage"
+address = 0
+function = "input"
+type = "float32"
+unit = "V"
+
+[[registers]]
+name = "current"
+address = 6
+function = "input"
+type = "float32"
+unit = "A"
+
+[[registers]]
+name = "active_power"
+address = 12
+function = "input"
+type = "float32"
+unit = "W"
+
+[[registers]]
+name = "frequency"
+address = 70
+function = "input"
+type = "float32"
+unit = "Hz"
+
+[[registers]]
+name = "active_energy_import"
+address = 72
+function = "input"
+type = "float32"
+unit = "kWh"
+obis = "1.0.1.8.0.255"
+"""
+
+#: A meter that swaps words: 32-bit counters in 0.01 kWh in holding registers, least
+#: significant word first, a signed power and an ASCII serial number.
+SWAPPED_MAP = """
+meter: {name: swapped-word meter, word_order: little}
+registers:
+  - {name: serial, address: 10, function: holding, type: string, length: 8}
+  - {name: energy_import, address: 20, function: holding, type: uint32, scale: -2, unit: kWh}
+  - {name: energy_export, address: 22, function: holding, type: uint32, scale: -2, unit: kWh}
+  - {name: power, address: 24, function: holding, type: int32, unit: W}
+"""
+
+
+def _words_big(fmt: str, value: float | int) -> list[int]:
+    """A value packed with :mod:`struct` (big-endian), as 16-bit words, high word first."""
+    octets = struct.pack(">" + fmt, value)
+    return [int.from_bytes(octets[i : i + 2], "big") for i in range(0, len(octets), 2)]
+
+
+async def _third_party(holding: list[int], inputs: list[int], body: Any) -> Any:
+    """A plain pymodbus device (not our server) holding the given register images."""
+    from pymodbus.server import ModbusTcpServer
+    from pymodbus.simulator import DataType, SimData, SimDevice
+
+    def block(image: list[int]) -> list[SimData]:
+        return [SimData(0, values=image, datatype=DataType.REGISTERS)]
+
+    bits = [SimData(0, values=[False] * 16, datatype=DataType.BITS)]
+    device = SimDevice(1, simdata=(bits, bits, block(holding), block(inputs)))
+    server = ModbusTcpServer(device, address=("127.0.0.1", 0))
+    await server.serve_forever(background=True)
+    port = server.transport.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+    try:
+        return await body(port)
+    finally:
+        await server.shutdown()
+
+
+def test_head_end_reads_a_third_party_float_meter_by_its_map_file(tmp_path: Path) -> None:
+    """The registers are filled with struct-packed IEEE-754 values, independently of our
+    encoder, in a plain pymodbus device; the reader gets them back by the map file."""
+    values = {0: 231.7, 6: 4.25, 12: -981.5, 70: 49.98, 72: 12345.67}
+    image = [0] * 80
+    for address, value in values.items():
+        image[address : address + 2] = _words_big("f", value)
+    path = tmp_path / "sdm120.toml"
+    path.write_text(SDM120_MAP)
+    register_map = RegisterMap.load(path)
+    # contiguous registers are read together: 70-73 in one request
+    assert [b[:2] for b in register_map.blocks("input")] == [(0, 2), (6, 2), (12, 2), (70, 4)]
+
+    async def body(port: int) -> tuple[dict[str, Any], str]:
+        async with ModbusMeterReader("127.0.0.1", port, register_map) as reader:
+            readings = await reader.read()
+        # a map that names a register the meter does not have: a typed error
+        bad = tmp_path / "bad.toml"
+        bad.write_text("[[registers]]\nname='x'\naddress=500\nfunction='input'\ntype='uint16'\n")
+        async with ModbusMeterReader("127.0.0.1", port, RegisterMap.load(bad)) as reader:
+            with pytest.raises(ModbusReadError) as refused:
+                await reader.read()
+        return readings, str(refused.value)
+
+    readings, refusal = asyncio.run(_third_party([0], image, body))
+    for name, address in zip(
+        ("voltage", "current", "active_power", "frequency", "active_energy_import"),
+        values,
+        strict=True,
+    ):
+        # float32 holds about 7 significant digits
+        assert readings[name] == pytest.approx(values[address], rel=1e-6), name
+    assert "500" in refusal
+
+
+def test_head_end_reads_a_swapped_word_meter_by_its_map_file(tmp_path: Path) -> None:
+    image = [0] * 30
+    serial = b"SN-00417"
+    image[10:14] = [int.from_bytes(serial[i : i + 2], "big") for i in range(0, 8, 2)]
+    for address, fmt, raw in ((20, "I", 123_456_789), (22, "I", 70_000), (24, "i", -2_500)):
+        image[address : address + 2] = list(reversed(_words_big(fmt, raw)))  # low word first
+    path = tmp_path / "swapped.yaml"
+    path.write_text(SWAPPED_MAP)
+    register_map = RegisterMap.load(path)
+
+    async def body(port: int) -> dict[str, Any]:
+        async with ModbusMeterReader("127.0.0.1", port, register_map) as reader:
+            return await reader.read()
+
+    readings = asyncio.run(_third_party(image, [0], body))
+    assert readings["serial"] == "SN-00417"
+    assert readings["energy_import"] == pytest.approx(1_234_567.89)
+    assert readings["energy_export"] == pytest.approx(700.0)
+    assert readings["power"] == -2_500
