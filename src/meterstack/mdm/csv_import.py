@@ -42,14 +42,16 @@ def parse_interval_csv(path: Path) -> ParsedCsv:
     Raises
     ------
     FileFormatError
-        The file cannot be read, is not UTF-8, or its header lacks a required column.
+        The file cannot be read, is not UTF-8, is not valid CSV (a stray or unterminated
+        quote), or its header lacks a required column.
     """
     rows: dict[str, list[object]] = {name: [] for name in INTERVAL_SCHEMA.names}
     lines: list[int] = []
     rejected: list[tuple[int, str]] = []
     try:
         with Path(path).open(newline="", encoding="utf-8") as handle:
-            reader = csv.DictReader(handle)
+            # strict: a stray or unterminated quote is an error, not lines run together.
+            reader = csv.DictReader(handle, strict=True)
             header = [h.strip() for h in reader.fieldnames or []]
             missing = [name for name in REQUIRED if name not in header]
             if missing:
@@ -59,6 +61,11 @@ def parse_interval_csv(path: Path) -> ParsedCsv:
             reader.fieldnames = header
             for record in reader:
                 line = reader.line_num
+                extra = record.get(None)
+                if extra:
+                    fields = len(header) + len(extra)
+                    rejected.append((line, f"has {fields} fields, the header {len(header)}"))
+                    continue
                 try:
                     parsed = _row(record)
                 except ValueError as exc:

@@ -112,16 +112,22 @@ def import_greenbutton(
     meter: str | None = None,
     create_meters: bool = False,
 ) -> ImportReport:
-    """Import a Green Button file: its readings land in the store in one transaction."""
+    """Import a Green Button file: its readings land in the store in one transaction.
+
+    Without ``create_meters``, the readings of a UsagePoint whose meter the store does not
+    know are refused by their place (the store names the meter) and the other UsagePoints'
+    readings are kept; a file none of whose UsagePoints is known is refused whole with
+    :class:`~meterstack.mdm.errors.UnknownMeterError`.
+    """
     feed = parse_greenbutton(Path(path), meter)
     known = {r.meter for r in store.meters()}
-    for point in feed.usage_points:
-        if point.meter in known:
-            continue
-        if not create_meters:
-            raise UnknownMeterError(
-                "meter", point.meter, f"{path}: UsagePoint {point.href} has no meter here"
-            )
+    unknown = [point for point in feed.usage_points if point.meter not in known]
+    if unknown and not create_meters and len(unknown) == len(feed.usage_points):
+        point = unknown[0]
+        raise UnknownMeterError(
+            "meter", point.meter, f"{path}: UsagePoint {point.href} has no meter here"
+        )
+    for point in unknown if create_meters else []:
         regular = point.interval_s if len(point.interval_s) == 1 else set()
         interval = next(iter(regular), None)
         if interval is not None and (interval > 86400 or 86400 % interval):

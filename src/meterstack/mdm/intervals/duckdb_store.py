@@ -9,6 +9,7 @@ serialises writers with a lock.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
@@ -127,6 +128,13 @@ class DuckDBIntervalStore(IntervalStore):
             return self._con.sql(sql, params=list(params)).to_arrow_table()
         except duckdb.Error as exc:
             raise StoreError(f"DuckDB interval store {self.path}: {exc}") from exc
+
+    def _unregister(self, name: str) -> None:
+        """Drop the Arrow view ``name``. In a transaction a failed statement has aborted,
+        DuckDB refuses even this: the view is then left to be replaced by the next
+        ``register``, so that the statement's own error is the one raised."""
+        with contextlib.suppress(duckdb.Error):
+            self._con.unregister(name)
 
     def _transaction(self) -> _Transaction:
         return _Transaction(self._con, self.path)
@@ -264,7 +272,7 @@ class DuckDBIntervalStore(IntervalStore):
             self._run("DROP TABLE mdm_changed")
             return inserted, revisions, n - inserted - revisions
         finally:
-            self._con.unregister("mdm_stage")
+            self._unregister("mdm_stage")
 
     def ingest_registers(self, batch: pa.Table) -> IngestResult:
         table, rejections = self.prepare_registers(batch)
@@ -300,7 +308,7 @@ class DuckDBIntervalStore(IntervalStore):
                     inserted += int(i)
                     revisions += int(r)
                 finally:
-                    self._con.unregister("mdm_reg")
+                    self._unregister("mdm_reg")
         duplicates = table.num_rows - inserted - revisions
         return IngestResult(inserted, duplicates, revisions, rejections.rows())
 
@@ -330,7 +338,7 @@ class DuckDBIntervalStore(IntervalStore):
                     inserted += int(i)
                     conflicts += int(c)
                 finally:
-                    self._con.unregister("mdm_ev")
+                    self._unregister("mdm_ev")
         return IngestResult(
             inserted, table.num_rows - inserted - conflicts, conflicts, rejections.rows()
         )
@@ -568,7 +576,7 @@ class DuckDBIntervalStore(IntervalStore):
                     )
                 self._run("DROP TABLE mdm_valc")
             finally:
-                self._con.unregister("mdm_val")
+                self._unregister("mdm_val")
         n = int(rows["meter_id"].size)
         return ValidatedWrite(int(inserted), int(n_changed), n - int(inserted) - int(n_changed))
 
@@ -595,6 +603,9 @@ class _Transaction:
                 ) from error
         else:
             self._con.execute("ROLLBACK")
+            if isinstance(exc, duckdb.Error):
+                # The same typed error as the PostgreSQL store's, the database's own as cause.
+                raise StoreError(f"DuckDB interval store {self._path}: {exc}") from exc
 
 
 def _rounds(table: pa.Table, key: tuple[str, ...]) -> list[pa.Table]:

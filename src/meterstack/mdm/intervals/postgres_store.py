@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import Any
 
@@ -165,6 +166,20 @@ class PostgresIntervalStore(IntervalStore):
 
     # -- plumbing ---------------------------------------------------------------------
 
+    @contextmanager
+    def _caches_follow_rollback(self) -> Iterator[None]:
+        """Forget the partitions and staging table made inside a transaction that does not
+        commit, whatever stopped it (a database error, an interrupt, a bug): the rollback
+        removed them, so the next write must make them again."""
+        partitions_before = set(self._partitions)
+        stage_before = self._stage_ready
+        try:
+            yield
+        except BaseException:
+            self._partitions = partitions_before
+            self._stage_ready = stage_before
+            raise
+
     def _error(self, exc: Exception) -> StoreError:
         return StoreError(f"PostgreSQL interval store ({self.schema}): {exc}")
 
@@ -273,9 +288,8 @@ class PostgresIntervalStore(IntervalStore):
         inserted = revisions = duplicates = 0
         if len(rows):
             with self._lock:
-                partitions_before = set(self._partitions)
                 try:
-                    with self._conn.transaction():
+                    with self._caches_follow_rollback(), self._conn.transaction():
                         self._ensure_partitions("interval_reading", rows.interval_end)
                         parts = rows.rounds()
                         first = parts[0]
@@ -293,8 +307,6 @@ class PostgresIntervalStore(IntervalStore):
                                 duplicates += d
                         self._advance_watermark(rows)
                 except psycopg.Error as exc:
-                    self._partitions = partitions_before
-                    self._stage_ready = False
                     raise self._error(exc) from exc
         return IngestResult(inserted, duplicates + repeats, revisions, rejections.rows())
 
@@ -741,7 +753,7 @@ class PostgresIntervalStore(IntervalStore):
             " OR v.checks <> s.checks)"
         )
         try:
-            with self._conn.transaction():
+            with self._caches_follow_rollback(), self._conn.transaction():
                 self._ensure_partitions("interval_validated", rows["interval_end"])
                 self._conn.execute(
                     "CREATE TEMP TABLE IF NOT EXISTS mdm_val (meter_id integer, channel_id"

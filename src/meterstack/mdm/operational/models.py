@@ -18,6 +18,7 @@ from sqlalchemy import (
     DateTime,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     Numeric,
@@ -464,3 +465,23 @@ class WebhookDelivery(Base):
     last_status: Mapped[int | None] = mapped_column(Integer)
     last_error: Mapped[str | None] = mapped_column(Text)
     attempts_log: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
+
+
+# The indexes the migrations make, declared here too so that the models and the migrated
+# schema agree (tests/mdm/test_migrations.py compares them).
+Index("ix_audit_log_entity", AuditEntry.entity, AuditEntry.entity_id)
+Index("ix_alarms_meter_id", Alarm.meter_id, Alarm.raised_at)
+Index("ix_alarms_raised_at", Alarm.raised_at)
+Index("ix_commands_meter_id", Command.meter_id, Command.requested_at)
+Index("ix_vee_runs_status", VeeRun.status, VeeRun.received_until)
+Index("ix_interval_edits_status", IntervalEdit.status, IntervalEdit.requested_at)
+Index("ix_vends_request", Vend.vendor_id, Vend.request_id, unique=True)
+Index("ix_vends_meter_tid", Vend.meter_id, Vend.tid, unique=True)
+Index("ix_vends_account", Vend.account_id, Vend.vended_at)
+Index("ix_vends_vended_at", Vend.vended_at)
+Index("ix_vending_meters_account", VendingMeter.account_id)
+Index("ix_ledger_account", LedgerEntry.ledger_account, LedgerEntry.at)
+Index("ix_ledger_journal", LedgerEntry.journal)
+Index("ix_reconciliations_vendor_day", Reconciliation.vendor_id, Reconciliation.day, unique=True)
+Index("ix_meter_readbacks_meter", MeterReadback.meter_id, MeterReadback.read_at)
+Index("ix_webhook_deliveries_due", WebhookDelivery.status, WebhookDelivery.next_attempt_at)
