@@ -4,18 +4,51 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.console import Console
 
 from meterstack.cli.app import app
-from meterstack.core.config import load_settings
+from meterstack.core.config import Settings, load_settings
 from meterstack.core.errors import InvalidInputError
+
+if TYPE_CHECKING:
+    from sqlalchemy import Engine
+
+    from meterstack.mdm.intervals.base import IntervalStore
+    from meterstack.vending import SupplyCommandPort
 
 CONFIG = typer.Option(None, "--config", help="meterstack.toml to use")
 user_app = typer.Typer(help="Logins of the REST API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 _err = Console(stderr=True)
+
+
+def run_server(
+    settings: Settings,
+    host: str | None = None,
+    port: int | None = None,
+    *,
+    engine: Engine | None = None,
+    store: IntervalStore | None = None,
+    command_port: SupplyCommandPort | None = None,
+    log_level: str = "info",
+) -> None:
+    """Serve the API and the dashboard until interrupted (``meterstack serve``, and
+    ``meterstack demo --serve`` on the stores it has just filled)."""
+    # Imported here so that other commands do not pay for the web stack's import.
+    import uvicorn
+
+    from meterstack.api import create_app
+
+    if port is not None and not 1 <= port <= 65535:
+        raise InvalidInputError("--port", port, "1 to 65535")
+    application = create_app(settings, engine=engine, store=store, command_port=command_port)
+    bind_host = host or settings.api.host
+    bind_port = port or settings.api.port
+    _err.print(f"meterstack dashboard on http://{bind_host}:{bind_port} (API docs at /docs)")
+    uvicorn.run(application, host=bind_host, port=bind_port, log_level=log_level)
 
 
 @app.command("serve")
@@ -26,19 +59,7 @@ def serve(
     log_level: str = typer.Option("info", help="uvicorn log level"),
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the dashboard at http://127.0.0.1:8000."""
-    # Imported here so that other commands do not pay for the web stack's import.
-    import uvicorn
-
-    from meterstack.api import create_app
-
-    settings = load_settings(config)
-    if port is not None and not 1 <= port <= 65535:
-        raise InvalidInputError("--port", port, "1 to 65535")
-    application = create_app(settings)
-    bind_host = host or settings.api.host
-    bind_port = port or settings.api.port
-    _err.print(f"meterstack API on http://{bind_host}:{bind_port} (docs at /docs)")
-    uvicorn.run(application, host=bind_host, port=bind_port, log_level=log_level)
+    run_server(load_settings(config), host, port, log_level=log_level)
 
 
 @user_app.command("add")

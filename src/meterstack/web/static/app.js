@@ -1,0 +1,529 @@
+// The meterstack dashboard: a page per hash route, built on the REST API (/api/v1).
+// No build step and no third-party code: charts are plain SVG drawn by chart() below.
+"use strict";
+
+const API = "/api/v1";
+const REFRESH_MS = 2000;
+const main = document.getElementById("main");
+let refreshTimer = null;
+
+// ------------------------------------------------------------------ helpers
+function h(tag, attrs, ...children) {
+  const node = document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on")) node.addEventListener(key.slice(2), value);
+    else node.setAttribute(key, value === true ? "" : String(value));
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+function showError(message) {
+  const box = document.getElementById("error");
+  box.textContent = message;
+  box.hidden = !message;
+}
+
+function token() { return sessionStorage.getItem("meterstack.token"); }
+
+async function api(path, options = {}) {
+  const headers = Object.assign({}, options.headers || {});
+  if (token()) headers.Authorization = "Bearer " + token();
+  if (options.json !== undefined) {
+    headers["Content-Type"] = "application/json";
+    options.body = JSON.stringify(options.json);
+  }
+  const response = await fetch(API + path, { method: options.method || "GET", headers,
+                                             body: options.body });
+  if (response.status === 401 && path !== "/auth/token") {
+    sessionStorage.removeItem("meterstack.token");
+    location.hash = "#/login";
+    throw new Error("please log in");
+  }
+  if (response.status === 204) return null;
+  const body = await response.json();
+  if (!response.ok) {
+    // RFC 9457 problem document
+    const error = new Error(body.detail || body.title || ("HTTP " + response.status));
+    error.problem = body;
+    error.status = response.status;
+    throw error;
+  }
+  return body;
+}
+
+function table(columns, rows, rowAttrs) {
+  return h("table", {},
+    h("thead", {}, h("tr", {}, columns.map(([label]) => h("th", {}, label)))),
+    h("tbody", {}, rows.map((row) => h("tr", rowAttrs ? rowAttrs(row) : {},
+      columns.map(([, cell]) => h("td", {}, cell(row)))))));
+}
+
+function localTime(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
+
+const SVG = "http://www.w3.org/2000/svg";
+const COLOURS = ["#1f6feb", "#d1242f", "#2da44e"];
+
+function svg(tag, attrs, ...children) {
+  const node = document.createElementNS(SVG, tag);
+  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
+  for (const child of children.flat()) {
+    if (child !== null && child !== undefined) {
+      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+    }
+  }
+  return node;
+}
+
+function tickLabel(value, isTime) {
+  if (!isTime) return Number.isInteger(value) ? String(value) : value.toFixed(1);
+  const d = new Date(value * 1000);
+  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " +
+    d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
+}
+
+// A line chart drawn as SVG: x values (epoch seconds, or plain numbers with time: false),
+// one polyline per series, a y axis from zero (or the minimum) to the maximum.
+function chart(title, labels, series, width = 900) {
+  const height = 240, left = 56, right = 12, top = 28, bottom = 36;
+  const xs = labels.values;
+  const isTime = labels.time !== false;
+  const finite = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
+  const yMin = Math.min(0, ...finite), yMax = Math.max(1e-9, ...finite);
+  const xMin = Math.min(...xs), xMax = Math.max(...xs);
+  const px = (x) => left + (xMax > xMin ? (x - xMin) / (xMax - xMin) : 0.5) * (width - left - right);
+  const py = (y) => top + (1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
+  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" },
+    svg("title", {}, title),
+    svg("text", { x: left, y: 16, "font-size": 13, "font-weight": "bold" }, title));
+  for (let k = 0; k <= 4; k++) {
+    const y = yMin + (k / 4) * (yMax - yMin);
+    root.append(svg("line", { x1: left, x2: width - right, y1: py(y), y2: py(y),
+                              stroke: "#e4e6ea" }),
+                svg("text", { x: left - 6, y: py(y) + 4, "text-anchor": "end",
+                              "font-size": 11 }, tickLabel(y, false)));
+  }
+  if (xs.length) {
+    for (const x of [xMin, (xMin + xMax) / 2, xMax]) {
+      root.append(svg("text", { x: px(x), y: height - 14, "text-anchor": "middle",
+                                "font-size": 11 }, tickLabel(x, isTime)));
+    }
+  }
+  if (series[0] && series[0].unit) {
+    root.append(svg("text", { x: 12, y: top + (height - top - bottom) / 2, "font-size": 11,
+      transform: `rotate(-90 12 ${top + (height - top - bottom) / 2})`,
+      "text-anchor": "middle" }, series[0].unit));
+  }
+  series.forEach((s, i) => {
+    const points = s.values.map((v, j) => Number.isFinite(v) ? `${px(xs[j])},${py(v)}` : null)
+      .filter((p) => p !== null).join(" ");
+    const colour = COLOURS[i % COLOURS.length];
+    root.append(svg("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2,
+                                  "data-series": s.label }));
+    root.append(svg("text", { x: width - right - 120 * (series.length - i), y: 16,
+                              "font-size": 11, fill: colour }, s.label));
+  });
+  const holder = h("div", { class: "chart", "data-chart": title });
+  holder.append(root);
+  return holder;
+}
+
+function epoch(iso) { return Date.parse(iso) / 1000; }
+
+function startRefresh(fn) {
+  stopRefresh();
+  refreshTimer = setInterval(() => fn().catch((e) => showError(e.message)), REFRESH_MS);
+}
+
+function stopRefresh() {
+  if (refreshTimer !== null) clearInterval(refreshTimer);
+  refreshTimer = null;
+}
+
+function requestId() {
+  if (window.crypto && crypto.randomUUID) return "web-" + crypto.randomUUID();
+  return "web-" + Date.now().toString(36) + "-" + Math.random().toString(36).slice(2);
+}
+
+// ------------------------------------------------------------------ pages
+async function loginPage() {
+  document.getElementById("nav").hidden = true;
+  const form = h("form", { id: "login-form" },
+    h("h2", {}, "Log in"),
+    h("label", {}, "User ", h("input", { name: "username", id: "username", required: true,
+                                         autocomplete: "username" })),
+    h("label", {}, "Password ", h("input", { name: "password", id: "password",
+                                             type: "password", required: true,
+                                             autocomplete: "current-password" })),
+    h("button", { type: "submit", id: "login" }, "Log in"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const answer = await api("/auth/token", {
+        method: "POST", body: new URLSearchParams(new FormData(form)),
+      });
+      sessionStorage.setItem("meterstack.token", answer.access_token);
+      showError("");
+      const me = await api("/auth/me");
+      if (me.role === "vendor") location.hash = "#/vend";
+      else if (me.role === "customer") location.hash = "#/mine";
+      else location.hash = "#/fleet";
+    } catch (e) { showError(e.message); }
+  });
+  main.replaceChildren(h("section", {}, form));
+}
+
+async function fleetPage() {
+  const cards = h("div", { class: "cards", id: "fleet-cards" });
+  const meters = h("section", {}, h("h2", {}, "Meters"), h("div", { id: "meters" }));
+  const alarms = h("section", {}, h("h2", {}, "Alarms"), h("div", { id: "alarms" }));
+  main.replaceChildren(h("h2", {}, "Fleet"), cards, meters, alarms);
+
+  async function draw() {
+    const [overview, page, alarmPage] = await Promise.all([
+      api("/fleet/overview"), api("/meters?page_size=100"), api("/alarms?page_size=50"),
+    ]);
+    const byStatus = overview.meters.by_status;
+    cards.replaceChildren(
+      h("div", { class: "card" }, "Meters", h("b", {}, overview.meters.total)),
+      h("div", { class: "card" }, "Reporting (24 h)", h("b", {}, overview.reporting_meters)),
+      h("div", { class: "card" }, "Open alarms",
+        h("b", { id: "open-alarms" }, overview.alarms.open)),
+      h("div", { class: "card" }, "Energy (24 h)", h("b", {}, overview.energy_kwh + " kWh")),
+      h("div", { class: "card" }, "Commands",
+        h("b", {}, Object.entries(overview.commands).map(([k, v]) => `${k} ${v}`).join(", ")
+          || "none")),
+      h("div", { class: "card" }, "By status",
+        h("b", {}, Object.entries(byStatus).map(([k, v]) => `${k} ${v}`).join(", ") || "none")));
+    document.getElementById("meters").replaceChildren(table([
+      ["Serial", (m) => h("a", { href: "#/meter/" + encodeURIComponent(m.serial) }, m.serial)],
+      ["Status", (m) => m.status],
+      ["Prepaid", (m) => m.prepaid_mode || ""],
+      ["STS", (m) => (m.sts ? "yes" : "")],
+      ["Pages", (m) => [
+        h("a", { href: "#/habits/" + encodeURIComponent(m.serial) }, "habits"), " ",
+        h("a", { href: "#/pq/" + encodeURIComponent(m.serial) }, "power quality")]],
+    ], page.items), h("p", {}, `${page.total} meters`));
+    document.getElementById("alarms").replaceChildren(alarmTable(alarmPage.items, true));
+  }
+  await draw();
+  startRefresh(draw);
+}
+
+function alarmTable(items, withMeter) {
+  if (!items.length) return h("p", {}, "No alarms.");
+  const columns = [
+    ["Raised", (a) => localTime(a.raised_at)],
+    ["Code", (a) => a.code],
+    ["Detail", (a) => a.detail],
+    ["Acknowledged", (a) => a.acknowledged_by || ""],
+  ];
+  if (withMeter) {
+    columns.splice(1, 0, ["Meter", (a) => h("a", { href: "#/meter/" + a.meter }, a.meter)]);
+  }
+  return table(columns, items, (a) => ({ class: "alarm", "data-alarm-code": a.code }));
+}
+
+async function meterPage(serial) {
+  const me = await api("/auth/me");
+  const meter = await api("/meters/" + encodeURIComponent(serial));
+  const credit = h("section", { id: "credit" }, h("h2", {}, "Credit"));
+  const chartsBox = h("section", {}, h("h2", {}, "Consumption"));
+  const alarms = h("section", {}, h("h2", {}, "Alarms"), h("div", { id: "meter-alarms" }));
+  const events = h("section", {}, h("h2", {}, "Events"), h("div", { id: "meter-events" }));
+  const relay = h("section", { id: "relay" }, h("h2", {}, "Relay"));
+  if (me.role === "admin" || me.role === "operator") {
+    const status = h("p", { id: "command-status" });
+    const send = (name) => async () => {
+      try {
+        const out = await api(`/meters/${encodeURIComponent(serial)}/commands`,
+                              { method: "POST", json: { name } });
+        status.textContent = `${out.kind}: ${out.status} (command ${out.id})`;
+      } catch (e) { showError(e.message); }
+    };
+    relay.append(
+      h("button", { type: "button", id: "disconnect", onclick: send("remote_disconnect") },
+        "Disconnect"), " ",
+      h("button", { type: "button", id: "reconnect", onclick: send("remote_reconnect") },
+        "Reconnect"), " ",
+      h("button", { type: "button", onclick: send("read_registers") }, "Read registers"),
+      status);
+  } else {
+    relay.append(h("p", {}, "Relay control is for operators."));
+  }
+  main.replaceChildren(
+    h("h2", {}, "Meter ", h("span", { id: "meter-serial" }, meter.serial)),
+    h("p", {}, `status ${meter.status}, ${meter.timezone}, prepaid ${meter.prepaid_mode || "no"}`,
+      " · ", h("a", { href: "#/habits/" + serial }, "habits"),
+      " · ", h("a", { href: "#/pq/" + serial }, "power quality")),
+    credit, chartsBox, relay, alarms, events);
+
+  const q = encodeURIComponent(serial);
+  const [half, daily, monthly] = await Promise.all([
+    api(`/meters/${q}/consumption?resolution=30min`),
+    api(`/meters/${q}/consumption?resolution=day`),
+    api(`/meters/${q}/consumption?resolution=month`),
+  ]);
+  chartsBox.append(
+    chart("30-minute (kWh)", { values: half.series.map((p) => epoch(p.interval_end)) },
+          [{ label: "kWh", unit: "kWh", values: half.series.map((p) => p.kwh) }]),
+    chart("Daily (kWh)", { values: daily.series.map((p) => epoch(p.period)) },
+          [{ label: "kWh", unit: "kWh", values: daily.series.map((p) => p.kwh) }]),
+    chart("Monthly (kWh)", { values: monthly.series.map((p) => epoch(p.period + "-01")) },
+          [{ label: "kWh", unit: "kWh", values: monthly.series.map((p) => p.kwh) }]));
+
+  async function draw() {
+    const c = await api(`/meters/${q}/credit`);
+    const rows = [];
+    if (c.mode === "account") {
+      rows.push(h("div", { class: "card" }, "Balance",
+        h("b", { id: "credit-balance" }, `${c.balance} ${c.currency}`)));
+      rows.push(h("div", { class: "card" }, "Debt", h("b", {}, `${c.debt} ${c.currency}`)));
+      rows.push(h("div", { class: "card" }, "Supply", h("b", { id: "supply" }, c.supply)));
+    } else if (c.last_readback) {
+      const r = c.last_readback;
+      rows.push(h("div", { class: "card" }, "Credit on the meter",
+        h("b", { id: "credit-balance" }, `${r.remaining_credit} ${r.credit_unit}`),
+        `read ${localTime(r.read_at)}`));
+    }
+    const purchased = c.recent_vends.filter((v) => v.status === "completed");
+    rows.push(h("div", { class: "card" }, "Recent purchases",
+      h("b", { id: "credit-purchased" }, purchased.length)));
+    credit.replaceChildren(h("h2", {}, "Credit"), h("div", { class: "cards" }, rows),
+      c.recent_vends.length ? table([
+        ["When", (v) => localTime(v.vended_at)], ["Amount", (v) => `${v.amount} ${v.currency}`],
+        ["kWh", (v) => v.kwh || ""], ["Token", (v) => h("span", { class: "token" }, v.token || "")],
+        ["Status", (v) => v.status],
+      ], c.recent_vends) : null);
+    const ev = await api(`/meters/${q}/events?page_size=20`);
+    document.getElementById("meter-events").replaceChildren(ev.items.length ? table([
+      ["At", (e) => localTime(e.at)], ["Log", (e) => e.log], ["Code", (e) => e.code],
+      ["Detail", (e) => e.detail],
+    ], ev.items) : h("p", {}, "No events."));
+    if (me.role !== "vendor") {
+      const al = await api(`/alarms?meter=${q}&page_size=20`);
+      document.getElementById("meter-alarms").replaceChildren(alarmTable(al.items, false));
+    }
+  }
+  await draw();
+  startRefresh(draw);
+}
+
+async function minePage() {
+  const page = await api("/meters?page_size=100");
+  main.replaceChildren(h("section", {}, h("h2", {}, "My meters"), table([
+    ["Serial", (m) => h("a", { href: "#/meter/" + m.serial }, m.serial)],
+    ["Prepaid", (m) => m.prepaid_mode || ""],
+    ["Habits", (m) => h("a", { href: "#/habits/" + m.serial }, "my habits")],
+  ], page.items)));
+}
+
+async function habitsPage(serial) {
+  const q = encodeURIComponent(serial);
+  const habits = await api(`/meters/${q}/habits?days=30`);
+  const peers = habits.similar_homes;
+  const hours = [...Array(24).keys()];
+  const perDay = habits.by_hour_kwh.map(() => peers.median_kwh_per_day / 24);
+  main.replaceChildren(
+    h("h2", {}, "Habits of ", serial),
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, "Use per day", h("b", { id: "kwh-per-day" },
+        habits.kwh_per_day.toFixed(2) + " kWh")),
+      h("div", { class: "card" }, "Similar homes (median)", h("b", {},
+        peers.median_kwh_per_day === null ? "n/a" : peers.median_kwh_per_day.toFixed(2) + " kWh")),
+      h("div", { class: "card" }, "Percentile among them", h("b", {},
+        peers.percentile === null ? "n/a" : peers.percentile + " %")),
+      h("div", { class: "card" }, "Peak hour", h("b", {}, habits.peak_hour ?? "n/a"))),
+    h("section", {},
+      chart("Use by hour of day (kWh)", { values: hours, time: false }, [
+        { label: "this home", unit: "kWh", values: habits.by_hour_kwh },
+        { label: "similar homes, flat", values: perDay },
+      ]),
+      chart("Use by weekday, Monday first (kWh)", { values: [0, 1, 2, 3, 4, 5, 6], time: false },
+            [{ label: "this home", unit: "kWh", values: habits.by_weekday_kwh }])));
+}
+
+async function powerQualityPage(serial) {
+  const q = encodeURIComponent(serial);
+  const pq = await api(`/meters/${q}/power-quality`);
+  const s = pq.voltage_summary;
+  main.replaceChildren(
+    h("h2", {}, "Power quality of ", serial),
+    h("div", { class: "cards" },
+      h("div", { class: "card" }, "Voltage min", h("b", {}, s.min ?? "n/a")),
+      h("div", { class: "card" }, "Voltage mean", h("b", {}, s.mean ?? "n/a")),
+      h("div", { class: "card" }, "Voltage max", h("b", {}, s.max ?? "n/a"))),
+    h("section", {}, pq.voltage.length
+      ? chart("Average voltage (V)", { values: pq.voltage.map((p) => epoch(p.interval_end)) },
+              [{ label: "V", unit: "V", values: pq.voltage.map((p) => p.v) }])
+      : h("p", {}, "No voltage intervals in the last 7 days.")),
+    h("section", {}, h("h2", {}, "Power-quality events"), pq.events.length ? table([
+      ["At", (e) => localTime(e.at)], ["Code", (e) => e.code], ["Log", (e) => e.log],
+      ["Detail", (e) => e.detail],
+    ], pq.events) : h("p", {}, "None.")));
+}
+
+async function vendPage() {
+  const me = await api("/auth/me");
+  const staff = me.role === "admin" || me.role === "operator";
+  const vendorSelect = h("select", { name: "vendor_id", id: "vendor-id" });
+  if (staff) {
+    const vendors = await api("/vendors?page_size=100");
+    vendors.items.forEach((v) => vendorSelect.append(
+      h("option", { value: v.id }, `${v.name} (float ${v.float_balance} ${v.currency})`)));
+  }
+  const result = h("div", { id: "vend-result" });
+  const form = h("form", { id: "vend-form" },
+    h("label", {}, "Meter ", h("input", { name: "meter", id: "vend-meter", required: true })),
+    h("label", {}, "Amount ", h("input", { name: "amount", id: "vend-amount",
+                                           inputmode: "decimal", placeholder: "e.g. 50.00" })),
+    h("label", {}, "or kWh ", h("input", { name: "kwh", id: "vend-kwh", inputmode: "decimal" })),
+    staff ? h("label", {}, "Vendor ", vendorSelect) : null,
+    h("button", { type: "button", id: "quote" }, "Quote"), " ",
+    h("button", { type: "submit", id: "vend" }, "Vend"));
+  let pendingId = requestId();  // kept until a vend succeeds, so a retry is idempotent
+
+  function body(withId) {
+    const data = new FormData(form);
+    const out = { meter: data.get("meter").trim() };
+    if (data.get("amount")) out.amount = data.get("amount").trim();
+    if (data.get("kwh")) out.kwh = data.get("kwh").trim();
+    if (staff) out.vendor_id = Number(data.get("vendor_id"));
+    if (withId) out.request_id = pendingId;
+    return out;
+  }
+
+  function receipt(lines) {
+    return table([["Line", (l) => l.description || l.component],
+                  ["kWh", (l) => l.kwh ?? ""], ["Amount", (l) => l.amount ?? ""]], lines || []);
+  }
+
+  form.querySelector("#quote").addEventListener("click", async () => {
+    try {
+      const { vendor_id: _unused, ...quote } = body(false);
+      const price = await api("/vend-quotes", { method: "POST", json: quote });
+      result.replaceChildren(h("h3", {}, "Quote"), h("pre", {}, JSON.stringify(price, null, 2)));
+      showError("");
+    } catch (e) { showError(e.message); }
+  });
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    try {
+      const vend = await api("/vends", { method: "POST", json: body(true) });
+      pendingId = requestId();
+      showError("");
+      const r = vend.receipt || {};
+      result.replaceChildren(
+        h("h3", {}, `Vend ${vend.reference}`),
+        vend.token ? h("p", {}, "Token ", h("span", { class: "token", id: "vend-token" },
+                                           vend.token))
+                   : h("p", { id: "vend-token" }, "Credited to the account (smart prepay)."),
+        h("p", {}, `${vend.amount} ${vend.currency}`, vend.kwh ? ` for ${vend.kwh} kWh` : "",
+          ` · `, h("a", { href: "#/meter/" + vend.meter, id: "vend-meter-link" },
+                   "meter " + vend.meter)),
+        Array.isArray(r.lines) ? receipt(r.lines) : h("pre", {}, JSON.stringify(r, null, 2)));
+    } catch (e) { showError(e.message); }
+  });
+  main.replaceChildren(h("section", {}, h("h2", {}, "Vending"), form), h("section", {}, result));
+}
+
+async function tariffPage() {
+  const blocks = await api("/tariff-blocks");
+  const examples = {
+    flat_energy: { rate: "0.25" },
+    inclining_blocks: { limits: [50, 350], rates: ["1.10", "1.45", "2.10"] },
+    time_of_use: { periods: { peak: { rate: "0.40", hours: ["16-21"] },
+                              offpeak: { rate: "0.15" } }, default: "offpeak" },
+    free_basic_electricity: { kwh: "50" },
+    fixed_monthly: { amount: "10.00", name: "service charge" },
+    fixed_daily: { amount: "0.50", name: "network charge" },
+    percent_tax: { percent: "15", name: "VAT" },
+    flat_demand: { rate: "12.00", window_min: 30 },
+  };
+  const composition = h("ol", { class: "composition", id: "composition" });
+  const preview = h("pre", { id: "tariff-preview" });
+
+  function addBlock(kind) {
+    const params = h("textarea", { rows: 3, cols: 60, "data-kind": kind },
+                     JSON.stringify(examples[kind] || {}));
+    composition.append(h("li", { "data-kind": kind }, h("strong", {}, kind), " ",
+      h("button", { type: "button", onclick: (e) => e.target.closest("li").remove() }, "remove"),
+      h("br"), params));
+  }
+
+  const palette = h("ul", { class: "palette", id: "palette" }, blocks.map((b) =>
+    h("li", { draggable: "true", "data-kind": b.kind,
+              ondragstart: (e) => e.dataTransfer.setData("text/plain", b.kind) },
+      h("strong", {}, b.kind), ` — ${b.description} `,
+      h("button", { type: "button", onclick: () => addBlock(b.kind) }, "add"))));
+  composition.addEventListener("dragover", (e) => { e.preventDefault();
+                                                    composition.classList.add("over"); });
+  composition.addEventListener("dragleave", () => composition.classList.remove("over"));
+  composition.addEventListener("drop", (e) => {
+    e.preventDefault();
+    composition.classList.remove("over");
+    const kind = e.dataTransfer.getData("text/plain");
+    if (kind) addBlock(kind);
+  });
+
+  const form = h("form", { id: "tariff-form" },
+    h("label", {}, "Name ", h("input", { name: "name", required: true, value: "my-tariff" })),
+    h("label", {}, "Currency ", h("input", { name: "currency", value: "ZAR", size: 3 })),
+    h("label", {}, "Time zone ", h("input", { name: "timezone", value: "UTC" })),
+    h("button", { type: "submit", value: "preview" }, "Compose"), " ",
+    h("button", { type: "submit", value: "save", id: "tariff-save" }, "Save"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const data = new FormData(form);
+    try {
+      const chosen = [...composition.querySelectorAll("textarea")].map((t, i) => {
+        try { return { kind: t.dataset.kind, params: JSON.parse(t.value || "{}") }; }
+        catch { throw new Error(`block ${i + 1} (${t.dataset.kind}): parameters are not JSON`); }
+      });
+      const out = await api("/tariff-compositions", { method: "POST", json: {
+        name: data.get("name"), currency: data.get("currency"), timezone: data.get("timezone"),
+        blocks: chosen, save: event.submitter && event.submitter.value === "save" } });
+      preview.textContent = JSON.stringify(out, null, 2);
+      showError("");
+    } catch (e) { showError(e.message); }
+  });
+  main.replaceChildren(
+    h("h2", {}, "Tariff builder"),
+    h("section", {}, h("h3", {}, "Blocks (drag into the tariff, or press add)"), palette),
+    h("section", {}, h("h3", {}, "This tariff"), composition, form, preview));
+}
+
+// ------------------------------------------------------------------ router
+async function route() {
+  stopRefresh();
+  const [, page, arg] = (location.hash || "#/").split("/");
+  if (!token() && page !== "login") { location.hash = "#/login"; return; }
+  if (page === "login") { await loginPage(); return; }
+  const nav = document.getElementById("nav");
+  nav.hidden = false;
+  try {
+    const me = await api("/auth/me");
+    document.getElementById("who").textContent = `${me.name} (${me.role})`;
+    const serial = arg ? decodeURIComponent(arg) : "";
+    const pages = {
+      fleet: fleetPage, vend: vendPage, tariffs: tariffPage, mine: minePage,
+      meter: () => meterPage(serial), habits: () => habitsPage(serial),
+      pq: () => powerQualityPage(serial),
+    };
+    const fallback = me.role === "vendor" ? vendPage
+      : me.role === "customer" ? minePage : fleetPage;
+    await (pages[page] || fallback)();
+    showError("");
+  } catch (e) { showError(e.message); }
+}
+
+document.getElementById("logout").addEventListener("click", () => {
+  sessionStorage.removeItem("meterstack.token");
+  location.hash = "#/login";
+});
+window.addEventListener("hashchange", route);
+route();
