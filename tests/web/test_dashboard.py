@@ -247,6 +247,9 @@ def test_an_injected_tamper_alarm_appears(server: Server, page: Any) -> None:
     page.wait_for_selector("#fleet-cards .card")
     page.goto(f"{server.url}/#/meter/MA1")
     page.wait_for_selector("#meter-alarms")
+    # The consumption charts are drawn (plotly renders an SVG per chart).
+    page.wait_for_selector(".chart .main-svg")
+    assert page.locator(".chart .main-svg").count() >= 1
     code = int(EventCode.TERMINAL_COVER_REMOVED)
     assert page.locator(f"#meter-alarms [data-alarm-code='{code}']").count() == 0
     # Injected from outside the browser, as the head-end would: the page must pick it up

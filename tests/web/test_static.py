@@ -27,13 +27,14 @@ def test_index_and_every_asset_it_names_are_served(tmp_path: Path) -> None:
         assert index.status_code == 200
         assert index.headers["content-type"].startswith("text/html")
         assets = re.findall(r'(?:src|href)="(/[^"]+\.(?:js|css))"', index.text)
-        assert sorted(assets) == ["/app.js", "/style.css"]
+        assert sorted(assets) == ["/app.js", "/style.css", "/vendor/plotly.min.js"]
         for asset in assets:
             answer = client.get(asset)
             assert answer.status_code == 200, asset
             kind = "javascript" if asset.endswith(".js") else "text/css"
             assert kind in answer.headers["content-type"], asset
-        assert "function chart(" in client.get("/app.js").text
+        assert "Plotly.newPlot" in client.get("/app.js").text
+        assert client.get("/vendor/plotly.min.js").text.startswith("/**")
         for outside in ("/../pyproject.toml", "/%2e%2e/__init__.py", "/nope.html"):
             refused = client.get(outside)
             assert refused.status_code == 404, outside

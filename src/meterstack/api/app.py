@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import importlib.resources
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -41,6 +42,8 @@ from meterstack.vending import SmartPrepay, SupplyCommandPort, VendingService
 __all__ = ["STATIC_DIR", "create_app", "create_user", "vending_key_of"]
 
 STATIC_DIR = Path(__file__).resolve().parents[1] / "web" / "static"
+#: The charting library the dashboard uses, shipped inside the plotly Python package.
+PLOTLY_JS = importlib.resources.files("plotly") / "package_data" / "plotly.min.js"
 
 DESCRIPTION = """\
 The meterstack REST API: meters and their readings, events and alarms, commands, tariffs,
@@ -263,6 +266,15 @@ def create_app(
     app.openapi = openapi  # type: ignore[method-assign]
 
     static = (api.static_dir or STATIC_DIR).resolve()
+
+    @app.get("/vendor/plotly.min.js", include_in_schema=False)
+    def plotly_js() -> Response:
+        """plotly.js, the dashboard's charting library, from the installed plotly package."""
+        return Response(
+            PLOTLY_JS.read_bytes(),
+            media_type="text/javascript",
+            headers={"Cache-Control": "public, max-age=86400"},
+        )
 
     @app.get("/{path:webpath}", include_in_schema=False)
     def web(path: str, request: Request) -> Response:

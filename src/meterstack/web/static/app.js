@@ -1,5 +1,5 @@
 // The meterstack dashboard: a page per hash route, built on the REST API (/api/v1).
-// No build step and no third-party code: charts are plain SVG drawn by chart() below.
+// No build step; charts with plotly.js (served from the plotly Python package).
 "use strict";
 
 const API = "/api/v1";
@@ -65,70 +65,26 @@ function table(columns, rows, rowAttrs) {
 
 function localTime(iso) { return iso ? new Date(iso).toLocaleString() : ""; }
 
-const SVG = "http://www.w3.org/2000/svg";
 const COLOURS = ["#1f6feb", "#d1242f", "#2da44e"];
 
-function svg(tag, attrs, ...children) {
-  const node = document.createElementNS(SVG, tag);
-  for (const [key, value] of Object.entries(attrs || {})) node.setAttribute(key, String(value));
-  for (const child of children.flat()) {
-    if (child !== null && child !== undefined) {
-      node.append(child instanceof Node ? child : document.createTextNode(String(child)));
-    }
-  }
-  return node;
-}
-
-function tickLabel(value, isTime) {
-  if (!isTime) return Number.isInteger(value) ? String(value) : value.toFixed(1);
-  const d = new Date(value * 1000);
-  return d.toLocaleDateString(undefined, { month: "short", day: "numeric" }) + " " +
-    d.toLocaleTimeString(undefined, { hour: "2-digit", minute: "2-digit" });
-}
-
-// A line chart drawn as SVG: x values (epoch seconds, or plain numbers with time: false),
-// one polyline per series, a y axis from zero (or the minimum) to the maximum.
+// A line chart with plotly.js (served at /vendor/plotly.min.js from the plotly package):
+// x values in epoch seconds (or plain numbers with time: false), one line per series.
 function chart(title, labels, series, width = 900) {
-  const height = 240, left = 56, right = 12, top = 28, bottom = 36;
-  const xs = labels.values;
-  const isTime = labels.time !== false;
-  const finite = series.flatMap((s) => s.values).filter((v) => Number.isFinite(v));
-  const yMin = Math.min(0, ...finite), yMax = Math.max(1e-9, ...finite);
-  const xMin = Math.min(...xs), xMax = Math.max(...xs);
-  const px = (x) => left + (xMax > xMin ? (x - xMin) / (xMax - xMin) : 0.5) * (width - left - right);
-  const py = (y) => top + (1 - (y - yMin) / (yMax - yMin)) * (height - top - bottom);
-  const root = svg("svg", { width, height, viewBox: `0 0 ${width} ${height}`, role: "img" },
-    svg("title", {}, title),
-    svg("text", { x: left, y: 16, "font-size": 13, "font-weight": "bold" }, title));
-  for (let k = 0; k <= 4; k++) {
-    const y = yMin + (k / 4) * (yMax - yMin);
-    root.append(svg("line", { x1: left, x2: width - right, y1: py(y), y2: py(y),
-                              stroke: "#e4e6ea" }),
-                svg("text", { x: left - 6, y: py(y) + 4, "text-anchor": "end",
-                              "font-size": 11 }, tickLabel(y, false)));
-  }
-  if (xs.length) {
-    for (const x of [xMin, (xMin + xMax) / 2, xMax]) {
-      root.append(svg("text", { x: px(x), y: height - 14, "text-anchor": "middle",
-                                "font-size": 11 }, tickLabel(x, isTime)));
-    }
-  }
-  if (series[0] && series[0].unit) {
-    root.append(svg("text", { x: 12, y: top + (height - top - bottom) / 2, "font-size": 11,
-      transform: `rotate(-90 12 ${top + (height - top - bottom) / 2})`,
-      "text-anchor": "middle" }, series[0].unit));
-  }
-  series.forEach((s, i) => {
-    const points = s.values.map((v, j) => Number.isFinite(v) ? `${px(xs[j])},${py(v)}` : null)
-      .filter((p) => p !== null).join(" ");
-    const colour = COLOURS[i % COLOURS.length];
-    root.append(svg("polyline", { points, fill: "none", stroke: colour, "stroke-width": 2,
-                                  "data-series": s.label }));
-    root.append(svg("text", { x: width - right - 120 * (series.length - i), y: 16,
-                              "font-size": 11, fill: colour }, s.label));
-  });
   const holder = h("div", { class: "chart", "data-chart": title });
-  holder.append(root);
+  const isTime = labels.time !== false;
+  const xs = isTime ? labels.values.map((x) => new Date(x * 1000)) : labels.values;
+  const traces = series.map((s, i) => ({
+    x: xs, y: s.values, name: s.label, type: "scatter", mode: "lines",
+    line: { color: COLOURS[i % COLOURS.length], width: 2 },
+    fill: i === 0 ? "tozeroy" : "none",
+  }));
+  const layout = {
+    title: { text: title, font: { size: 14 } }, width, height: 260,
+    margin: { l: 56, r: 12, t: 36, b: 40 },
+    yaxis: { title: { text: series[0] ? series[0].unit || "" : "" }, rangemode: "tozero" },
+    xaxis: { type: isTime ? "date" : "linear" }, showlegend: series.length > 1,
+  };
+  Plotly.newPlot(holder, traces, layout, { displayModeBar: false, responsive: false });
   return holder;
 }
 
