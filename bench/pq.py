@@ -21,6 +21,14 @@ Every time is the best of ``--repeat`` rounds, the three calls in a new random o
 each round. Two scenarios: the supply at exactly 50 Hz
 (every window 1600 samples long) and a supply wandering around 50 Hz by +/- 0.05 Hz.
 
+Each call is timed twice: by the wall clock (the ``*_s`` fields) and by the CPU time of
+this process (the ``*_cpu_s`` fields and the ratios and factor ending in ``_cpu``). Every
+thread pool is held to one thread, so the CPU time is the time of one core: it is what
+"per core" means, and it does not count the time the process waits for a core on a
+machine that others share, which inflates the wall clock of a long call more than that of
+a short one. ``goal_met`` judges the CPU-time figures; ``goal_met_wall`` the wall-clock
+ones (on an idle machine the two agree).
+
 Usage: python bench/pq.py [--seconds 60] [--repeat 30]
 """
 
@@ -64,20 +72,25 @@ def synthetic(seconds: float, wander_hz: float, seed: int = 7) -> np.ndarray:
     return channels
 
 
-def best_times(repeat: int, calls: dict[str, Callable[[], object]]) -> dict[str, float]:
-    """Best wall time of each call over ``repeat`` rounds. The calls are interleaved in a
-    new random order every round, so that a slow spell of a shared machine, and the caches
-    one call leaves to the next, fall on all of them alike."""
+def best_times(
+    repeat: int, calls: dict[str, Callable[[], object]]
+) -> tuple[dict[str, float], dict[str, float]]:
+    """Best wall time and best CPU time of each call over ``repeat`` rounds. The calls are
+    interleaved in a new random order every round, so that a slow spell of a shared
+    machine, and the caches one call leaves to the next, fall on all of them alike."""
     order = random.Random(1)
     names = list(calls)
-    best = dict.fromkeys(names, float("inf"))
+    wall = dict.fromkeys(names, float("inf"))
+    cpu = dict.fromkeys(names, float("inf"))
     for _ in range(repeat):
         order.shuffle(names)
         for name in names:
+            start_cpu = time.process_time()
             start = time.perf_counter()
             calls[name]()
-            best[name] = min(best[name], time.perf_counter() - start)
-    return best
+            wall[name] = min(wall[name], time.perf_counter() - start)
+            cpu[name] = min(cpu[name], time.process_time() - start_cpu)
+    return wall, cpu
 
 
 def same_window_stacks(channels: np.ndarray, start: np.ndarray, length: np.ndarray) -> list:
@@ -103,7 +116,7 @@ def run(seconds: float, repeat: int, wander_hz: float) -> dict[str, object]:
         for stack in stacks:
             np.fft.rfft(stack, axis=-1)
 
-    times = best_times(
+    times, cpu = best_times(
         repeat,
         {
             "pipeline": lambda: analyze(record),
@@ -114,6 +127,8 @@ def run(seconds: float, repeat: int, wander_hz: float) -> dict[str, object]:
     pipeline = times["pipeline"]
     ratio_same = pipeline / times["same_windows"]
     factor = seconds / pipeline
+    ratio_same_cpu = cpu["pipeline"] / cpu["same_windows"]
+    factor_cpu = seconds / cpu["pipeline"]
     lengths, counts = np.unique(framing.length, return_counts=True)
     return {
         "benchmark": "pq_pipeline",
@@ -131,11 +146,22 @@ def run(seconds: float, repeat: int, wander_hz: float) -> dict[str, object]:
         "realtime_factor_per_core": round(factor, 1),
         "ratio_to_rfft_same_windows": round(ratio_same, 2),
         "ratio_to_rfft_fixed_frames": round(pipeline / times["fixed_frames"], 2),
+        "pipeline_cpu_s": round(cpu["pipeline"], 5),
+        "rfft_same_windows_cpu_s": round(cpu["same_windows"], 5),
+        "rfft_fixed_frames_cpu_s": round(cpu["fixed_frames"], 5),
+        "realtime_factor_per_core_cpu": round(factor_cpu, 1),
+        "ratio_to_rfft_same_windows_cpu": round(ratio_same_cpu, 2),
+        "ratio_to_rfft_fixed_frames_cpu": round(cpu["pipeline"] / cpu["fixed_frames"], 2),
         "goal": {
             "realtime_factor_per_core": GOAL_REALTIME_FACTOR,
             "ratio_to_rfft_same_windows": GOAL_RATIO_SAME_WINDOWS,
         },
-        "goal_met": bool(factor >= GOAL_REALTIME_FACTOR and ratio_same <= GOAL_RATIO_SAME_WINDOWS),
+        "goal_met": bool(
+            factor_cpu >= GOAL_REALTIME_FACTOR and ratio_same_cpu <= GOAL_RATIO_SAME_WINDOWS
+        ),
+        "goal_met_wall": bool(
+            factor >= GOAL_REALTIME_FACTOR and ratio_same <= GOAL_RATIO_SAME_WINDOWS
+        ),
     }
 
 

@@ -89,3 +89,21 @@ def test_thresholds_are_checked() -> None:
         EventThresholds(interruption_pct=7.0)
     with pytest.raises(InvalidInputError, match="declared_voltage_v"):
         detect_events(np.ones((1, 3)), np.arange(3.0), 0.0)
+
+
+def test_interruption_threshold_of_10_percent() -> None:
+    """A supply held at 8 % of U_din for 0.5 s is an interruption under the 10 % threshold
+    and only a dip (92 % deep) under the default 5 % (IEC 61000-4-30 5.5.2)."""
+    x = supply(4.0, phases=3)
+    x[:, int(1.5 * FS) : int(2.0 * FS)] *= 0.08
+    analysis = analyze(make_record(x, None, FS, 50), declared_voltage_v=230.0)
+    assert {e.kind for e in analysis.events} == {"dip"}
+    assert analysis.events[0].depth_pct == pytest.approx(92.0, abs=0.5)
+    ten = analyze(
+        make_record(x, None, FS, 50),
+        declared_voltage_v=230.0,
+        thresholds=EventThresholds(interruption_pct=10.0),
+    )
+    interruptions = [e for e in ten.events if e.kind == "interruption"]
+    assert len(interruptions) == 1
+    assert interruptions[0].duration_s == pytest.approx(0.5, abs=0.031)

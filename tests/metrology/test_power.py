@@ -65,7 +65,29 @@ def test_three_phase_neutral_current_enters_ie() -> None:
     analysis = analyze(make_record(voltage, current, fs, f0))
     assert analysis.total is not None
     phase_rms = np.hypot(10.0, 3.0)
-    expected = effective_current(phase_rms, phase_rms, phase_rms, 9.0)
+    # IEEE 1459-2010 3.2.2.2: I_e = sqrt((I_a^2 + I_b^2 + I_c^2 + I_n^2) / 3), I_n = 3 I_3
+    expected = np.sqrt((3 * phase_rms**2 + 9.0**2) / 3)
     np.testing.assert_allclose(analysis.total.ie, expected, rtol=1e-9)
+    assert effective_current(phase_rms, phase_rms, phase_rms, 9.0) == pytest.approx(expected)
     line = 230 * np.sqrt(3)
     assert effective_voltage(230, 230, 230, v_ab=line, v_bc=line, v_ca=line) == pytest.approx(230)
+
+
+def test_effective_voltage_of_an_unbalanced_supply() -> None:
+    """V_e = sqrt((3 (V_a^2 + V_b^2 + V_c^2) + V_ab^2 + V_bc^2 + V_ca^2) / 18)
+    (IEEE 1459-2010 3.2.2.2), the line voltages from the phasors by the law of cosines."""
+    fs, f0, n = 6400.0, 50, 12800
+    va, vb, vc = 230.0, 200.0, 245.0
+    voltage = np.stack(
+        [tone([(1, rms, shift)], fs, n, f0) for rms, shift in ((va, 0), (vb, -120), (vc, 120))]
+    )
+    current = three_phase([(1, 10.0, 0)], fs, n, f0)
+    analysis = analyze(make_record(voltage, current, fs, f0))
+    assert analysis.total is not None
+
+    def line(x: float, y: float) -> float:
+        return float(np.sqrt(x * x + y * y + x * y))  # 120 degrees apart
+
+    squares = 3 * (va**2 + vb**2 + vc**2) + line(va, vb) ** 2 + line(vb, vc) ** 2
+    expected = np.sqrt((squares + line(vc, va) ** 2) / 18)
+    np.testing.assert_allclose(analysis.total.ve, expected, rtol=1e-9)

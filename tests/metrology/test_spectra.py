@@ -9,6 +9,8 @@ length and the return to the framing's order are exercised.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import numpy as np
 import pytest
 
@@ -35,13 +37,30 @@ def framing_of(start: list[int], length: list[int], cycles: int) -> Framing:
     )
 
 
+def mixed_lengths(nominal: int) -> tuple[list[int], list[int]]:
+    """40 back-to-back windows of mixed lengths: equal lengths never adjacent."""
+    lengths = [nominal + d for d in (1, -1, 0, 2, 0, -2, 1, 0, 0, -1) * 4]
+    return (np.cumsum([0, *lengths[:-1]]) + 7).tolist(), lengths
+
+
+def tiles_gaps_and_overlaps(nominal: int) -> tuple[list[int], list[int]]:
+    """20 back-to-back windows of one length (read in place, in a batch of 16 and one of
+    4), a gap, two windows that overlap (as across a 10-min tick), then 18 back-to-back."""
+    starts = [7 + nominal * k for k in range(20)]
+    starts += [starts[-1] + nominal + 13, starts[-1] + 2 * nominal + 13 - nominal // 3]
+    starts += [starts[-1] + nominal * (k + 1) for k in range(18)]
+    return starts, [nominal] * len(starts)
+
+
+@pytest.mark.parametrize("layout", [mixed_lengths, tiles_gaps_and_overlaps])
 @pytest.mark.parametrize(("fs", "f0", "harmonics"), [(8000.0, 50, 50), (1000.0, 50, 7)])
-def test_every_window_matches_a_direct_computation(fs: float, f0: int, harmonics: int) -> None:
+def test_every_window_matches_a_direct_computation(
+    fs: float, f0: int, harmonics: int, layout: Callable[[int], tuple[list[int], list[int]]]
+) -> None:
     rng = np.random.default_rng(11)
     cycles = 10
     nominal = round(cycles * fs / f0)
-    lengths = [nominal + d for d in (1, -1, 0, 2, 0, -2, 1, 0, 0, -1) * 4]  # 40 windows
-    starts = np.cumsum([0, *lengths[:-1]]) + 7
+    starts, lengths = layout(nominal)
     samples = rng.normal(0.0, 50.0, (6, int(starts[-1] + lengths[-1] + 5)))
     band = default_band(fs, f0, harmonics)
     found = window_spectra(samples, framing_of(list(starts), lengths, cycles), fs, band, harmonics)

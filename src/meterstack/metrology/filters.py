@@ -24,9 +24,11 @@ that is the signal itself. :func:`band_response` returns W(f) for any frequency.
 Reference filter (time domain, zero crossings only)
 ---------------------------------------------------
 Zero crossings are found on a low-pass filtered copy of the reference voltage:
-a 2nd-order Butterworth low-pass with its corner at 1.5 * f0 (-3 dB), |H(f0)| = 0.91,
-|H(5 f0)| = 0.09 (:func:`reference_response`). Its group delay only shifts every window
-boundary by the same time, which leaves window lengths and frequency unchanged.
+a 2nd-order Butterworth low-pass with its corner fc at 1.5 * f0 (-3 dB), designed by the
+bilinear transform for the rate it runs at, so |H(f)|^2 = 1 / (1 + (tan(pi f / fs) /
+tan(pi fc / fs))^4): at 2 kHz and 50 Hz, |H(f0)| = 0.91 and |H(5 f0)| = 0.08
+(:func:`reference_response`). Its group delay only shifts every window boundary by the
+same time, which leaves window lengths and frequency unchanged.
 
 References
 ----------

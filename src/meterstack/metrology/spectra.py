@@ -21,9 +21,10 @@ From the spectra three things are kept per window, and the spectra are dropped:
 * the fundamental phasors c_N, for Q1, S1 and the symmetrical components.
 
 Windows of equal length are transformed together, a few at a time so that the working set
-stays in cache: each batch is gathered into a compact block, transformed into a work
-buffer allocated once per call, and reduced there. Per batch the work after the FFT is
-two matrix products and a handful of vectorised passes; no Python code runs per window.
+stays in cache: each batch is read in place where its windows tile the record (the usual
+case), or gathered into a compact block otherwise, transformed into a work buffer
+allocated once per call, and reduced there. Per batch the work after the FFT is two
+matrix products and a handful of vectorised passes; no Python code runs per window.
 
 References
 ----------
@@ -154,10 +155,14 @@ def window_spectra(
     longest = int(lengths[-1]) if windows else 0
     spectrum_buffer = np.empty(batch * channels * (longest // 2 + 1), dtype=np.complex128)
     square_buffer = np.empty(batch * channels * 2 * row_bins)
-    power_buffer = np.empty(batch * channels * row_bins)
     parts_buffer = np.empty(6 * batch * channels * rows)
-    parts_matrix = row_parts_matrix(cycles).T
+    # The row matrix acts on interleaved (Re^2, Im^2) pairs: each bin's two squares get
+    # the same weight, so |X_k|^2 = Re^2 + Im^2 is summed inside the matrix product.
+    parts_matrix = np.repeat(row_parts_matrix(cycles), 2, axis=0).T
     edges = np.flatnonzero(np.diff(lengths)) + 1
+    # tiled[j]: window j (in length order) starts where window j - 1 ends.
+    tiled = np.zeros(windows, dtype=bool)
+    tiled[1:] = starts[1:] == starts[:-1] + lengths[:-1]
     groups = zip([0, *edges.tolist()], [*edges.tolist(), windows], strict=True) if windows else ()
     for group_start, group_end in groups:
         length = int(lengths[group_start])
@@ -176,18 +181,23 @@ def window_spectra(
             size = last - first
             lines = channels * size
             out = spectrum_buffer[: lines * (half + 1)].reshape(size, channels, half + 1)
-            np.fft.rfft(view[starts[first:last]], axis=-1, out=out)
+            if tiled[first + 1 : last].all():
+                # Windows that follow each other without gap or overlap are one slice of
+                # the record: the FFT reads them in place, with no gathered copy.
+                begin = int(starts[first])
+                block = x[:, begin : begin + size * length].reshape(channels, size, length)
+                np.fft.rfft(block, axis=-1, out=out.transpose(1, 0, 2))
+            else:
+                np.fft.rfft(view[starts[first:last]], axis=-1, out=out)
             dc[first:last] = out[:, :, 0].real / length
             fundamental[first:last] = out[:, :, cycles] * scale
             flat = out.view(np.float64)
-            # |X_k|^2 of the harmonic rows (bins 0 .. N(H+1) - 1), then each row's six
-            # partial sums, scaled to RMS^2, and the four groupings from them.
+            # Re^2 and Im^2 of the harmonic rows (bins 0 .. N(H+1) - 1), then each row's
+            # six partial sums of |X_k|^2, scaled to RMS^2, and the four groupings.
             square = square_buffer[: lines * 2 * row_bins].reshape(size, channels, -1)
             np.square(flat[..., : 2 * row_bins], out=square)
-            power = power_buffer[: lines * row_bins].reshape(size, channels, row_bins)
-            np.add(square[..., 0::2], square[..., 1::2], out=power)
             parts = parts_buffer[: 6 * lines * rows].reshape(6, lines * rows)
-            np.matmul(combine, power.reshape(lines * rows, cycles).T, out=parts)
+            np.matmul(combine, square.reshape(lines * rows, 2 * cycles).T, out=parts)
             groups_from_row_parts(
                 parts.reshape(6, size, channels, rows),
                 out=(
