@@ -24,23 +24,30 @@ from meterstack.meter import (
 
 from .support import START, config, load, prepaid, two_rate_tou
 
+# Mostly a real import (whole watts up to 9 kW for up to 3 h, against top-ups of at most 4,
+# so credit does run out and debt does accrue), sometimes any float in range, export
+# included. Without this weighting most histories never reach the states the invariants
+# are about (credit exhausted, debt, emergency credit, relay open).
+watts = st.one_of(
+    st.integers(min_value=0, max_value=9000).map(float),
+    st.integers(min_value=0, max_value=9000).map(float),
+    st.floats(min_value=-3000, max_value=9000, allow_nan=False),
+)
 steps = st.tuples(
     st.just("step"),
-    st.integers(min_value=1, max_value=5400),
-    st.floats(min_value=-3000, max_value=9000, allow_nan=False),
+    st.integers(min_value=1, max_value=10800),
+    watts,
     st.floats(min_value=-2000, max_value=2000, allow_nan=False),
 )
-operations = st.lists(
-    st.one_of(
-        steps,
-        steps,
-        steps,
-        st.tuples(st.just("top_up"), st.decimals(min_value="0.5", max_value="20", places=2)),
-        st.tuples(st.just("emergency")),
-        st.tuples(st.just("acknowledge")),
-    ),
-    min_size=1,
-    max_size=60,
+actions = st.one_of(
+    st.none(),
+    st.tuples(st.just("top_up"), st.decimals(min_value="0.1", max_value="4", places=2)),
+    st.tuples(st.just("emergency")),
+    st.tuples(st.just("acknowledge")),
+)
+# Every step may be followed by a customer action; a flat list of operations.
+operations = st.lists(st.tuples(steps, actions), min_size=4, max_size=40).map(
+    lambda pairs: [op for pair in pairs for op in pair if op is not None]
 )
 
 
@@ -117,8 +124,11 @@ def test_credit_and_relay_invariants(config_: MeterConfig, history: list[tuple[A
     for operation in history:
         at = _apply(meter, operation, at)
         credit = meter.credit
-        # Credit never falls below minus the emergency credit.
+        # Credit never falls below minus the emergency credit, nor below zero unless
+        # emergency credit is in use: what a step overshoots becomes debt.
         assert credit.credit >= -config_.prepaid.emergency_credit
+        if not credit.emergency_active:
+            assert credit.credit >= 0
         # The relay is open exactly when credit is exhausted outside a friendly period.
         friendly = _friendly(config_, meter.now.timestamp())
         assert meter.friendly_now == friendly

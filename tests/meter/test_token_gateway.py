@@ -399,6 +399,28 @@ def test_a_key_change_to_an_initialisation_key_is_refused() -> None:
     assert meter.enter_token(digits, at(1)).reason is TokenRejection.KEY_TYPE
 
 
+@pytest.mark.parametrize(
+    ("section", "changes"),
+    [(0, {"key_revision_number": 0}), (0, {"key_revision_number": 10}), (1, {"tariff_index": 100})],
+)
+def test_key_change_fields_out_of_range_are_refused(section: int, changes: dict[str, int]) -> None:
+    # IEC 62055-41: KRN is 1..9 and TI 00..99; a section outside that is a range refusal,
+    # and the key stays as it was even when the other section is valid.
+    meter = energy_meter()
+    new_keys = replace(KEYS, key_revision_number=2)
+    tokens = ISSUER.key_change(RECORD, new_keys)
+    from meterstack.sts import encode_token
+
+    forged = replace(tokens[section].token, **changes)  # type: ignore[arg-type]
+    digits = encode_token(forged, ISSUER.decoder_key(RECORD), KEYS.ea)
+    result = meter.enter_token(digits, at(1))
+    assert result.reason is TokenRejection.RANGE
+    assert meter.enter_token(tokens[1 - section].digits, at(2)).accepted
+    gateway = meter.token_gateway
+    assert gateway is not None
+    assert gateway.parameters == KEYS
+
+
 def test_a_128_bit_key_changes_with_four_tokens() -> None:
     keys = KeyParameters(
         "123457",
