@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+from datetime import timedelta
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +21,17 @@ from meterstack.headend import (
     headend_view,
     remote_diagnostics,
 )
-from meterstack.link import FirmwareSlot, RejectReason, SecuritySuite, sign_image
-from meterstack.meter import ControlState
+from meterstack.link import FirmwareSlot, RejectReason, ResponseStatus, SecuritySuite, sign_image
+from meterstack.meter import ControlState, EventCode, LogKind, MemoryStore, Meter, MeterConfig
+from meterstack.meter.config import LimiterConfig, PrepaidConfig, StsConfig
+from meterstack.sts import KeyParameters, MeterPan, TokenIssuer, VendingKey, seal_decoder_key
+from meterstack.sts import MeterRecord as StsMeterRecord
 
 from ..link.support import (
+    START,
     make_meter,
     meter_transport,
+    wait_until,
 )
 from .test_end_to_end import Fleet
 
@@ -170,12 +177,15 @@ async def test_firmware_transfer_resumes_after_link_loss(tmp_path: Path, mosquit
             max_resumes=20,
         )
         task = asyncio.create_task(campaign.run())
-        while campaign.meters["FW03"].bytes_confirmed < 3000:
-            await asyncio.sleep(0.01)
+        assert await wait_until(
+            lambda: task.done() or campaign.meters["FW03"].bytes_confirmed >= 3000, 60
+        )
+        assert not task.done(), "the transfer ended before the link was cut"
         mosquitto.stop()
         await asyncio.sleep(1.5)
         mosquitto.start()
-        progress = (await asyncio.wait_for(task, 60))["FW03"]
+        async with asyncio.timeout(120):
+            progress = (await task)["FW03"]
         await fleet.stop()
     assert progress.state is CampaignState.ACTIVE
     assert progress.resumes >= 1
@@ -210,3 +220,136 @@ async def test_meter_refuses_forged_and_replayed_commands(tmp_path: Path, mosqui
     counts = fleet.database.for_meter(serial).dead_letter_counts()
     assert counts[RejectReason.REPLAY] == 1
     assert counts[RejectReason.AUTHENTICATION_FAILED] == 1
+
+
+# STS: a meter's decoder key sealed under its KEK, and an independent token issuer (the
+# vending side of meterstack.sts) that makes the tokens the head-end delivers.
+STS_KEK = bytes(range(1, 33))
+STS_VENDING = VendingKey.from_hex("abababababababab")
+STS_KEYS = KeyParameters("123456", "01", 1, 2)
+STS_RECORD = StsMeterRecord(MeterPan("600727", "00000000000"), STS_KEYS)
+
+
+def _prepaid_sts_meter(serial: str) -> tuple[Meter, MemoryStore]:
+    decoder_key = TokenIssuer(STS_VENDING).decoder_key(STS_RECORD)
+    sts = StsConfig(
+        decoder_key=seal_decoder_key(decoder_key, STS_KEYS, STS_KEK, serial),
+        supply_group_code=STS_KEYS.supply_group_code,
+        tariff_index=STS_KEYS.tariff_index,
+        key_revision_number=STS_KEYS.key_revision_number,
+        key_type=STS_KEYS.key_type,
+        key_expiry_number=STS_KEYS.key_expiry_number,
+        base_date=int(STS_KEYS.base_date),
+        ea=STS_KEYS.ea.value,
+        dkga=STS_KEYS.dkga.value,
+    )
+    config = MeterConfig(
+        serial=serial,
+        prepaid=PrepaidConfig(mode="energy", initial_credit=Decimal(5)),
+        limiter=LimiterConfig(threshold_w=5000),
+        sts=sts,
+    )
+    store = MemoryStore()
+    meter = Meter(config, commissioned_at=START, store=store, key_encryption_key=STS_KEK)
+    return meter, store
+
+
+async def test_every_command_kind_is_carried_and_applied(tmp_path: Path, mosquitto: Any) -> None:
+    """STS token delivery, tariff push, limiter threshold, clock sync and on-demand reads,
+    each through Mosquitto to the meter and its response back to the command queue."""
+    serial = "CMD0001"
+    fleet = Fleet(tmp_path, mosquitto, 0)
+    transport = meter_transport(mosquitto, serial)
+    meter, meter_store = _prepaid_sts_meter(serial)
+    sim = make_meter(
+        serial,
+        database=fleet.database,
+        transport=transport,
+        meter=meter,
+        meter_store=meter_store,
+        meter_key_encryption_key=STS_KEK,
+    )
+    transport.on_message = sim.module.receive
+    fleet.store.register_meter(sim.credentials)
+    fleet.meters.append(sim)
+    headend = HeadEnd(fleet.store, fleet.sink, [BrokerPath("primary", "127.0.0.1", mosquitto.port)])
+
+    async def command(name: str, args: dict[str, object] | None = None) -> Any:
+        return await headend.command(serial, name, args, timeout=20, timeout_s=3)
+
+    async with headend:
+        await fleet.start()
+        sim.step(4)
+        # STS token delivery: a 25.6 kWh credit token issued 10 minutes after START.
+        issued = (START + timedelta(minutes=10)).replace(tzinfo=None)
+        token = TokenIssuer(STS_VENDING).credit(STS_RECORD, Decimal("25.6"), issued, rnd=3)
+        before = sim.module.meter.credit.credit  # type: ignore[union-attr]
+        delivered = await command("deliver_token", {"token": token.digits})
+        assert delivered.state is CommandState.ACKNOWLEDGED, delivered
+        assert delivered.result["amount"] == "25.6"
+        assert sim.module.meter.credit.credit == before + Decimal("25.6")  # type: ignore[union-attr]
+        again = await command("deliver_token", {"token": token.digits})  # a used token
+        assert again.state is CommandState.FAILED
+        assert again.status is ResponseStatus.REFUSED
+        assert "used" in str(again.detail)
+        assert sim.module.meter.credit.credit == before + Decimal("25.6")  # type: ignore[union-attr]
+
+        limiter = await command("set_limiter_threshold", {"threshold_w": 2500})
+        assert limiter.state is CommandState.ACKNOWLEDGED, limiter
+        assert sim.module.meter.limiter is not None
+        assert sim.module.meter.limiter.threshold_w == 2500
+        bad = await command("set_limiter_threshold", {"threshold_w": -1})
+        assert bad.status is ResponseStatus.INVALID
+        assert "threshold_w" in str(bad.detail)
+
+        new_time = sim.module.meter.now + timedelta(minutes=7)
+        clock = await command("set_clock", {"new_time_ms": round(new_time.timestamp() * 1000)})
+        assert clock.state is CommandState.ACKNOWLEDGED, clock
+        assert sim.module.meter.now == new_time
+        codes = [e.code for e in sim.module.meter.event_logs[LogKind.STANDARD]]
+        assert EventCode.CLOCK_ADJUSTED_NEW_TIME in codes
+
+        tariff = await command("set_tariff", {"price_per_kwh": {1: "0.25", 2: "0.10"}})
+        assert tariff.state is CommandState.ACKNOWLEDGED, tariff
+        prices = sim.module.meter.config.prepaid.price_per_kwh  # type: ignore[union-attr]
+        assert prices == {1: Decimal("0.25"), 2: Decimal("0.10")}
+        # Re-commissioned from its non-volatile image: the credit survived the switch.
+        assert sim.module.meter.credit.credit == before + Decimal("25.6")  # type: ignore[union-attr]
+
+        rows = len(sim.module.meter.load_profile.entries())
+        profile = await command("read_profile", {"from_seq": 0})
+        assert profile.state is CommandState.ACKNOWLEDGED
+        assert profile.result == {"rows": rows}
+        events = await command("read_events", {"log": "standard", "from_seq": 0})
+        assert events.state is CommandState.ACKNOWLEDGED
+        assert events.result["rows"] == len(sim.module.meter.event_logs[LogKind.STANDARD])
+        unknown_log = await command("read_events", {"log": "no-such-log", "from_seq": 0})
+        assert unknown_log.status is ResponseStatus.INVALID
+        assert await wait_until(fleet.drained, 20)
+        await fleet.stop()
+    # The re-read profile arrives as duplicates of what the head-end already holds: the
+    # natural key keeps one copy with the same values, no revision.
+    assert fleet.sink.profile_seqs(serial) == rows
+    assert sum(fleet.sink.revisions.values()) == 0
+
+
+async def test_a_command_queued_while_the_meter_is_away_reaches_it_once(
+    tmp_path: Path, mosquitto: Any
+) -> None:
+    """Retries with timeouts carry a command across the meter's absence: sent while it is
+    disconnected, resent until it is back, executed once."""
+    fleet = Fleet(tmp_path, mosquitto, 1)
+    sim = fleet.meters[0]
+    serial = sim.meter.config.serial
+    headend = HeadEnd(fleet.store, fleet.sink, [BrokerPath("primary", "127.0.0.1", mosquitto.port)])
+    async with headend:
+        ident = headend.submit(serial, "remote_disconnect", timeout_s=0.3, max_attempts=100)
+        assert await wait_until(lambda: headend.commands.get(ident).attempts >= 2, 10)
+        assert headend.commands.get(ident).state is CommandState.SENT
+        await fleet.start()  # the meter comes back
+        record = await headend.dispatcher.wait(ident, 30)
+        assert record.state is CommandState.ACKNOWLEDGED, record
+        assert record.attempts >= 3
+        await fleet.stop()
+    assert sim.meter.relay.state is ControlState.DISCONNECTED
+    assert sim.module.commands_executed == 1

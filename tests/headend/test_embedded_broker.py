@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from pathlib import Path
 
 from meterstack.headend import BrokerPath, EmbeddedBroker, HeadEnd
+from meterstack.link.shutdown import cancel_and_wait
 
 from ..link.support import make_meter, meter_transport, wait_until
 from .test_end_to_end import Fleet
@@ -29,9 +29,8 @@ async def test_meter_through_the_embedded_broker(tmp_path: Path) -> None:
             sim.step(6)
             sim.step(1, terminal_cover_open=True)
             assert await wait_until(lambda: len(sim.module.outbox) == 0, 15)
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+            await cancel_and_wait(task)
+            await sim.module.stop()
             await transport.stop()
         assert fleet.sink.profile_seqs("EMB01") == 7
         assert [a.code for a in headend.alarms] == [40]

@@ -219,10 +219,11 @@ def make_meter(
     policy: OutboxPolicy | None = None,
     config: ModuleConfig | None = None,
     credentials: MeterCredentials | None = None,
+    meter: Meter | None = None,
     **module_kw: Any,
 ) -> SimMeter:
     credentials = credentials or provision(serial, suite, headend_signing_key=headend_signing_key)
-    meter = Meter(MeterConfig(serial=serial), commissioned_at=START)
+    meter = meter or Meter(MeterConfig(serial=serial), commissioned_at=START)
     module = CommunicationModule(
         meter,
         credentials,

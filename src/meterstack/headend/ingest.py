@@ -22,7 +22,6 @@ processed as soon as they come, never behind a batch of bulk data.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -53,6 +52,7 @@ from meterstack.link.schema import (
     ResponseStatus,
     decode,
 )
+from meterstack.link.shutdown import cancel_all
 from meterstack.mdm.ingest import (
     EVENT_SCHEMA,
     INTERVAL_SCHEMA,
@@ -114,6 +114,7 @@ class IngestStats:
     acks_sent: int = 0
     ack_failures: int = 0
     failed_batches: int = 0
+    handler_errors: int = 0
     last_error: str = ""
 
 
@@ -214,12 +215,8 @@ class IngestWorker:
         ]
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_all(tasks)
 
     async def _drain(self, queue: asyncio.Queue[tuple[str, bytes, str]], *, urgent: bool) -> None:
         limit = self.config.max_batch
@@ -236,6 +233,10 @@ class IngestWorker:
                 # acknowledged, so the meters send it again.
                 self.stats.failed_batches += 1
                 self.stats.last_error = str(exc)
+                continue
+            except Exception as exc:  # a sink's bug must not stop ingest for good
+                self.stats.failed_batches += 1
+                self.stats.last_error = f"{type(exc).__name__}: {exc}"
                 continue
             await self.acknowledge(acks)
 
@@ -351,13 +352,21 @@ class IngestWorker:
         self.stats.batches += 1
         for item, reason, detail in rejected:
             self._reject(item.topic, item.frame, reason, detail)
+        # The batch is committed: every handler call is made, whatever another one does.
         for notice in alarms:
             if self.on_alarm is not None:
-                self.on_alarm(notice)
+                self._call_handler(self.on_alarm, notice)
         for response in responses:
             if self.on_response is not None:
-                self.on_response(response)
+                self._call_handler(self.on_response, response)
         return acks
+
+    def _call_handler(self, handler: Callable[[Any], None], notice: object) -> None:
+        try:
+            handler(notice)
+        except Exception as exc:  # the alarm is stored; a handler's bug is recorded
+            self.stats.handler_errors += 1
+            self.stats.last_error = f"handler {handler!r} failed: {exc!r}"
 
     def _apply(
         self,

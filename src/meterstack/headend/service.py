@@ -11,7 +11,6 @@ amqtt one) with a single worker and plain subscriptions.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -33,6 +32,7 @@ from meterstack.headend.store import HeadEndStore
 from meterstack.link import topics
 from meterstack.link.keys import generate_session_keys, wrap_key
 from meterstack.link.schema import ResponseStatus
+from meterstack.link.shutdown import cancel_all
 from meterstack.link.transports.mqtt import MqttTransport
 from meterstack.mdm.ingest import MeterDataSink
 
@@ -191,12 +191,8 @@ class HeadEnd:
         await asyncio.gather(*(t.wait_connected(timeout) for t in self.transports))
 
     async def stop(self) -> None:
-        for task in self._tasks:
-            task.cancel()
-        for task in self._tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-        self._tasks = []
+        tasks, self._tasks = self._tasks, []
+        await cancel_all(tasks)
         for worker in self.workers:
             await worker.stop()
         for transport in self.transports:

@@ -22,7 +22,6 @@ Commands: ``remote_disconnect``, ``remote_reconnect``, ``top_up``, ``deliver_tok
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections.abc import Callable, Iterable
 from dataclasses import asdict, dataclass
@@ -58,6 +57,7 @@ from meterstack.link.schema import (
     decode,
     encode,
 )
+from meterstack.link.shutdown import cancel_all
 from meterstack.link.store import MeterLinkStore
 from meterstack.link.transports.base import Transport
 from meterstack.meter import LogKind, Meter, MeterConfig, NonVolatileStore, ProfileEntry
@@ -151,7 +151,11 @@ class CommunicationModule:
     meter_store : NonVolatileStore, optional
         The meter's non-volatile store, needed to re-commission it with a pushed tariff.
     token_gateway : TokenGateway, optional
-        Decodes STS tokens (``deliver_token``); without one the command is unsupported.
+        Applies STS tokens (``deliver_token``) in place of the meter's own token gateway;
+        without either the command is unsupported.
+    meter_key_encryption_key : bytes, optional
+        The KEK the meter's STS decoder key is sealed under, needed to re-commission an
+        STS meter with a pushed tariff (``set_tariff``).
     """
 
     def __init__(
@@ -167,6 +171,7 @@ class CommunicationModule:
         firmware: FirmwareSlot | None = None,
         meter_store: NonVolatileStore | None = None,
         token_gateway: TokenGateway | None = None,
+        meter_key_encryption_key: bytes | None = None,
         rng: random.Random | None = None,
     ) -> None:
         if credentials.serial != meter.config.serial:
@@ -183,6 +188,7 @@ class CommunicationModule:
         self.firmware = firmware
         self.meter_store = meter_store
         self.token_gateway = token_gateway
+        self.meter_key_encryption_key = meter_key_encryption_key
         self.outbox = Outbox(store, outbox_policy, rng=rng)
         self.counter = InvocationCounter(store, "ic.uplink")
         self.replay = ReplayGuard(store)
@@ -353,12 +359,14 @@ class CommunicationModule:
                 self._bulk_publishing -= 1
             self._wake.set()
 
+    @property
+    def bulk_in_flight(self) -> int:
+        """Bulk publishes handed to the transport and not yet settled. [count]"""
+        return self._bulk_publishing
+
     async def stop(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        for task in list(self._tasks):
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        """End the publishes in flight (what they carried stays in the outbox)."""
+        await cancel_all(self._tasks)
 
     # ---------------------------------------------------------------- downlink
     def _dead_letter(self, topic: str, frame: bytes, reason: RejectReason, detail: str) -> None:
@@ -502,9 +510,21 @@ class CommunicationModule:
         token = str(args["token"])
         if len(token) != 20 or not token.isdigit():
             raise InvalidInputError("args.token", token, "an STS token is 20 digits")
-        if self.token_gateway is None:
-            raise _UnsupportedError("this module has no STS token gateway configured")
-        return self.token_gateway(self.meter, token, self._at(args)), None
+        if self.token_gateway is not None:
+            return self.token_gateway(self.meter, token, self._at(args)), None
+        if self.meter.token_gateway is None:
+            raise _UnsupportedError("the meter has no STS token gateway configured")
+        # The meter's own gateway (IEC 62055-41 checks: CRC, key, TID, lockout).
+        result = self.meter.enter_token(token, self._at(args))
+        if not result.accepted:
+            reason = "refused" if result.reason is None else result.reason.value
+            raise CommandRefusedError("deliver_token", f"{reason}: {result.effect}")
+        return result.effect, {
+            "token_class": result.token_class,
+            "subclass": result.subclass,
+            "tid": result.tid,
+            "amount": None if result.amount is None else str(result.amount),
+        }
 
     def _cmd_set_limiter_threshold(self, args: dict[str, Any]) -> tuple[str, Any]:
         threshold = float(args["threshold_w"])
@@ -547,7 +567,9 @@ class CommunicationModule:
         except ValueError as exc:
             raise InvalidInputError("args", args, f"not a valid tariff: {exc}") from exc
         self.meter.checkpoint()
-        restored = Meter.restore(new_config, self.meter_store)
+        restored = Meter.restore(
+            new_config, self.meter_store, key_encryption_key=self.meter_key_encryption_key
+        )
         if restored is None:
             raise _UnsupportedError("the meter's store holds no image")
         self.meter = restored

@@ -18,12 +18,12 @@ publish whose PUBACK round trip is the path's RTT (smoothed, EWMA with ``rtt_alp
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from dataclasses import dataclass
 
 from meterstack.core.errors import InvalidInputError
 from meterstack.link.errors import LinkDownError
+from meterstack.link.shutdown import cancel_and_wait
 from meterstack.link.transports.mqtt import MqttTransport, _health_dict
 
 
@@ -106,10 +106,7 @@ class FailoverTransport:
 
     async def stop(self) -> None:
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
+        await cancel_and_wait(task)
         await self.primary.stop()
         await self.secondary.stop()
 

@@ -22,6 +22,7 @@ from meterstack.core.aio import wait_event
 from meterstack.core.errors import InvalidInputError
 from meterstack.link import topics
 from meterstack.link.errors import LinkDownError
+from meterstack.link.shutdown import cancel_and_wait
 from meterstack.link.transports.base import MessageHandler, PathHealth
 
 
@@ -110,10 +111,8 @@ class MqttTransport:
     async def stop(self) -> None:
         self._stopping = True
         task, self._task = self._task, None
-        if task is not None:
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError, aiomqtt.MqttError):
-                await task
+        with contextlib.suppress(aiomqtt.MqttError, OSError):
+            await cancel_and_wait(task)
         self._mark_down("stopped")
 
     async def __aenter__(self) -> MqttTransport:
@@ -154,7 +153,7 @@ class MqttTransport:
 
     async def _run(self) -> None:
         delay = self.reconnect_min_s
-        while True:
+        while not self._stop_requested():
             client = self._make_client()
             try:
                 async with client:
@@ -166,6 +165,8 @@ class MqttTransport:
                     self._connected.set()
                     delay = self.reconnect_min_s
                     async for message in client.messages:
+                        if self._stop_requested():
+                            return
                         await self._deliver(str(message.topic), message.payload)
             except aiomqtt.MqttError as exc:
                 self._mark_down(str(exc))
