@@ -78,37 +78,24 @@ def test_bad_csv_names_the_place(tmp_path: Path, text: str, field: str, words: s
     assert error.value.field.endswith(field)
 
 
+def _one_meter(transformer: int = 0, check: str | None = None) -> NetworkModel:
+    return NetworkModel(
+        meters=("M1",),
+        transformers=("T1",),
+        feeders=("F1",),
+        meter_transformer=np.array([transformer], np.int32),
+        transformer_feeder=np.array([0], np.int32),
+        rating_kva=np.array([np.nan]),
+        check_meters=(check,),
+    )
+
+
 def test_model_checks_its_arrays() -> None:
     with pytest.raises(InvalidInputError, match="indices"):
-        NetworkModel(
-            ("M1",),
-            ("T1",),
-            ("F1",),
-            np.array([3], np.int32),
-            np.array([0], np.int32),
-            np.array([np.nan]),
-            (None,),
-        )
+        _one_meter(transformer=3)
     with pytest.raises(InvalidInputError, match="customer meter"):
-        NetworkModel(
-            ("M1",),
-            ("T1",),
-            ("F1",),
-            np.array([0], np.int32),
-            np.array([0], np.int32),
-            np.array([np.nan]),
-            ("M1",),
-        )
-    network = NetworkModel(
-        ("M1",),
-        ("T1",),
-        ("F1",),
-        np.array([0], np.int32),
-        np.array([0], np.int32),
-        np.array([np.nan]),
-        (None,),
-    )
+        _one_meter(check="M1")
     with pytest.raises(InvalidInputError, match="not in the network"):
-        network.meter_index(["M9"])
+        _one_meter().meter_index(["M9"])
     with pytest.raises(InvalidInputError, match="cannot be read"):
         load_network_csv("/nonexistent/network.csv")
