@@ -1,6 +1,7 @@
 """The dashboard in a real browser: Debian's Chromium driven by Playwright, against a real
 uvicorn server on 127.0.0.1. Log in, vend an STS token and a smart-prepay top-up, see the
-balance rise on the meter page, see an alarm injected through the API appear on its own.
+balance rise on the meter page, see an alarm injected through the API appear on its own,
+run the grid analytics on a simulated network and see its outages and suspects.
 
 Outside CI a missing Chromium or Playwright skips these tests with the reason; with
 ``CI=true`` it fails (``.ci/run`` installs the ``chromium`` package)."""
@@ -14,7 +15,7 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,9 @@ from meterstack.mdm.ingest import INTERVAL_SCHEMA
 from meterstack.mdm.intervals import DuckDBIntervalStore, MeterRegistration
 from meterstack.mdm.operational import create_operational_engine, migrate
 from meterstack.meter.events import EventCode
+from meterstack.sim.grid import GridScenario, generate_grid
 from meterstack.vending import StsParameters
+from tests.analytics.test_from_store import write_scenario
 from tests.conftest import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -46,6 +49,10 @@ CHROMIUM_ARGS = [
 ]
 PASSWORD = "correct horse battery"
 TIMEOUT_MS = 15_000
+# The simulated grid the Grid page analyses: a fixed week (the simulated weather follows
+# the date) with injected outages and thieves.
+GRID_START = datetime(2026, 3, 2, tzinfo=UTC)
+GRID_DAYS = 8
 
 
 def _need(message: str) -> None:
@@ -83,9 +90,10 @@ def _half_hours(meter: str, days: int, kw: float, end: datetime) -> pa.Table:
 class Server:
     url: str
     vendor_id: int
+    grid: GridScenario
 
 
-def _seed(tmp: Path) -> tuple[Any, Any, Any, int]:
+def _seed(tmp: Path) -> tuple[Any, Any, Any, int, GridScenario]:
     settings = load_settings(
         None,
         data_dir=tmp / "data",
@@ -97,7 +105,9 @@ def _seed(tmp: Path) -> tuple[Any, Any, Any, int]:
     engine = create_operational_engine(f"sqlite:///{tmp / 'op.db'}")
     migrate(engine)
     store = DuckDBIntervalStore()
-    app = create_app(settings, engine=engine, store=store)
+    grid = generate_grid(120, GRID_START, GRID_DAYS, seed=15, outages_per_week=5)
+    write_scenario(grid, store)
+    app = create_app(settings, engine=engine, store=store, network=grid.network)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     store.register_meters([MeterRegistration("MA1"), MeterRegistration("MB1")])
     store.ingest_intervals(_half_hours("MA1", 3, 1.0, now))
@@ -119,12 +129,12 @@ def _seed(tmp: Path) -> tuple[Any, Any, Any, int]:
     service.deposit(vendor, Decimal("10000"), "test")
     create_user(engine, "admin", PASSWORD, "admin")
     create_user(engine, "alice", PASSWORD, "customer", customer_id=alice)
-    return app, engine, store, vendor
+    return app, engine, store, vendor, grid
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    app, engine, store, vendor = _seed(tmp_path_factory.mktemp("web"))
+    app, engine, store, vendor, grid = _seed(tmp_path_factory.mktemp("web"))
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind(("127.0.0.1", 0))
@@ -139,7 +149,7 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
             pytest.fail("uvicorn did not start")
         time.sleep(0.05)
     assert httpx.get(f"{url}/healthz", timeout=5).json()["status"] == "ok"
-    yield Server(url, vendor)
+    yield Server(url, vendor, grid)
     uv.should_exit = True
     thread.join(10)
     sock.close()
@@ -278,3 +288,44 @@ def test_a_customer_cannot_open_another_customers_meter(server: Server, page: An
     error = page.locator("#error")
     error.wait_for(state="visible")
     assert "MB1" in error.inner_text() or "not" in error.inner_text()
+
+
+def test_run_grid_analytics_and_see_the_outage_and_the_suspect(server: Server, page: Any) -> None:
+    grid, net = server.grid, server.grid.network
+    # What the simulator injected: an outage of a whole transformer, and a thief whose
+    # meter logged fraud events (the list shows them among its reasons).
+    outage = next(o for o in grid.outages if o.level == "transformer")
+    transformer = net.transformers[outage.transformer]
+    thief = next(i for i in grid.thieves if any(v[i] for v in grid.fraud_events.values()))
+    serial = net.meters[thief]
+
+    _log_in(page, server.url, "admin")
+    page.wait_for_selector("#fleet-cards .card")
+    assert page.locator("#nav-grid").is_visible()
+    page.click("#nav-grid")
+    page.wait_for_selector("#grid-empty")  # no report before the first run
+    page.fill("#grid-from", GRID_START.date().isoformat())
+    page.fill("#grid-to", (GRID_START + timedelta(days=GRID_DAYS)).date().isoformat())
+    with page.expect_response(lambda r: r.url.endswith("/api/v1/analytics/run")) as answer:
+        page.click("#run-analytics")
+    assert answer.value.status == 200
+    row = page.locator(f"#grid-outages tr[data-transformer='{transformer}']")
+    row.first.wait_for()
+    assert str(outage.meters.size) in row.first.inner_text()  # its customers
+    suspect = page.locator(f"#grid-inspection tr[data-serial='{serial}']")
+    suspect.wait_for()
+    assert "fraud events" in suspect.inner_text()
+    assert "balance" in suspect.inner_text()
+    assert float(page.locator("#saifi").inner_text()) > 0
+    # The energy balance is drawn with plotly.
+    page.wait_for_selector("[data-chart='Non-technical loss by transformer'] .main-svg")
+
+
+def test_the_grid_page_is_for_staff_only(server: Server, page: Any) -> None:
+    _log_in(page, server.url, "alice")
+    page.wait_for_selector("text=My meters")
+    assert page.locator("#nav-grid").is_hidden()
+    page.goto(f"{server.url}/#/grid")
+    error = page.locator("#error")
+    error.wait_for(state="visible")
+    assert "admin or operator" in error.inner_text()

@@ -28,11 +28,13 @@ from meterstack.analytics.outages import (
     ReliabilityIndices,
     find_outages,
 )
+from meterstack.analytics.run import GridReport, analyse
 from meterstack.analytics.theft import InspectionList, Suspect, TheftThresholds, detect_theft
 
 __all__ = [
     "DistortionWarnings",
     "EnergyBalance",
+    "GridReport",
     "InspectionList",
     "NetworkModel",
     "Outage",
@@ -46,6 +48,7 @@ __all__ = [
     "TheftThresholds",
     "TransformerLoading",
     "VoltageCompliance",
+    "analyse",
     "customer_sums",
     "detect_theft",
     "distortion_warnings",

@@ -19,10 +19,11 @@ from starlette.convertors import Convertor, register_url_convertor
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from meterstack import __version__
+from meterstack.analytics.network import NetworkModel
 from meterstack.api.context import ApiContext
 from meterstack.api.problems import Problem, install_problem_handlers, problem_response
 from meterstack.api.ratelimit import TokenBucketLimiter
-from meterstack.api.routes import auth, meters, tariffs, vending
+from meterstack.api.routes import analytics, auth, meters, tariffs, vending
 from meterstack.api.security import (
     decode_access_token,
     hash_password,
@@ -170,8 +171,13 @@ def create_app(
     clock: Clock | None = None,
     command_port: SupplyCommandPort | None = None,
     run_webhooks: bool = True,
+    network: NetworkModel | None = None,
 ) -> FastAPI:
-    """The API application on the stores the settings name (or those given)."""
+    """The API application on the stores the settings name (or those given).
+
+    ``network`` is the distribution network the grid analytics run on
+    (``POST /api/v1/analytics/run``); without it they answer 409.
+    """
     settings = settings or Settings()
     engine = engine or open_operational(settings)
     if store is None:
@@ -212,6 +218,7 @@ def create_app(
         limiter=TokenBucketLimiter(api.rate_limit_per_s, api.rate_limit_burst),
         dispatcher=dispatcher,
         command_port=command_port,
+        network=network,
     )
 
     @contextlib.asynccontextmanager
@@ -235,7 +242,7 @@ def create_app(
     app.state.context = context
     install_problem_handlers(app)
 
-    for module in (auth, meters, vending, tariffs):
+    for module in (auth, meters, vending, tariffs, analytics):
         app.include_router(module.router)
 
     app.add_middleware(RateLimitMiddleware, context=context)

@@ -15,6 +15,7 @@ from fastapi.security import APIKeyHeader, OAuth2PasswordBearer
 from sqlalchemy import Engine, select
 from sqlalchemy.orm import Session
 
+from meterstack.analytics.network import NetworkModel
 from meterstack.api.problems import ProblemError
 from meterstack.api.ratelimit import TokenBucketLimiter
 from meterstack.api.security import (
@@ -63,6 +64,10 @@ class ApiContext:
     dispatcher: WebhookDispatcher
     command_port: SupplyCommandPort | None = None
     store_lock: threading.RLock = field(default_factory=threading.RLock)
+    #: The distribution network the grid analytics reason over (``serve --network``).
+    network: NetworkModel | None = None
+    #: The latest grid analytics report (``POST /api/v1/analytics/run``).
+    analytics_report: dict[str, Any] | None = None
 
     @contextmanager
     def intervals(self) -> Iterator[IntervalStore]:

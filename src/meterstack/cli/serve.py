@@ -16,10 +16,17 @@ from meterstack.core.errors import InvalidInputError
 if TYPE_CHECKING:
     from sqlalchemy import Engine
 
+    from meterstack.analytics.network import NetworkModel
     from meterstack.mdm.intervals.base import IntervalStore
     from meterstack.vending import SupplyCommandPort
 
 CONFIG = typer.Option(None, "--config", help="meterstack.toml to use")
+NETWORK = typer.Option(
+    None,
+    "--network",
+    help="network CSV (meter, transformer, feeder[, rating_kva, check_meter]) for the grid "
+    "analytics",
+)
 user_app = typer.Typer(help="Logins of the REST API.", no_args_is_help=True)
 app.add_typer(user_app, name="user")
 _err = Console(stderr=True)
@@ -34,6 +41,7 @@ def run_server(
     store: IntervalStore | None = None,
     command_port: SupplyCommandPort | None = None,
     log_level: str = "info",
+    network: NetworkModel | None = None,
 ) -> None:
     """Serve the API and the dashboard until interrupted (``meterstack serve``, and
     ``meterstack demo --serve`` on the stores it has just filled)."""
@@ -44,7 +52,9 @@ def run_server(
 
     if port is not None and not 1 <= port <= 65535:
         raise InvalidInputError("--port", port, "1 to 65535")
-    application = create_app(settings, engine=engine, store=store, command_port=command_port)
+    application = create_app(
+        settings, engine=engine, store=store, command_port=command_port, network=network
+    )
     bind_host = host or settings.api.host
     bind_port = port or settings.api.port
     _err.print(f"meterstack dashboard on http://{bind_host}:{bind_port} (API docs at /docs)")
@@ -57,9 +67,19 @@ def serve(
     port: int | None = typer.Option(None, help="port ([api] port, default 8000)"),
     config: Path | None = CONFIG,
     log_level: str = typer.Option("info", help="uvicorn log level"),
+    network: Path | None = NETWORK,
 ) -> None:
     """Serve the REST API (OpenAPI at /docs) and the dashboard at http://127.0.0.1:8000."""
-    run_server(load_settings(config), host, port, log_level=log_level)
+    model = None
+    if network is not None:
+        from meterstack.analytics.network import load_network_csv
+
+        try:
+            model = load_network_csv(network)
+        except InvalidInputError as exc:
+            exc.hint = "fix the network CSV named above, or start without --network"
+            raise
+    run_server(load_settings(config), host, port, log_level=log_level, network=model)
 
 
 @user_app.command("add")

@@ -453,6 +453,146 @@ async function tariffPage() {
     h("section", {}, h("h3", {}, "This tariff"), composition, form, preview));
 }
 
+// ------------------------------------------------------------------ grid analytics
+// Outages with IEEE 1366 indices, the theft inspection list, EN 50160 compliance and
+// transformer loading, from the latest report of POST /analytics/run.
+function fixed(value, digits) {
+  return value === null || value === undefined ? "-" : Number(value).toFixed(digits);
+}
+
+function percent(share) {
+  return share === null || share === undefined ? "-" : (100 * share).toFixed(1) + " %";
+}
+
+function barChart(title, labels, values, unit, width = 900) {
+  const holder = h("div", { class: "chart", "data-chart": title });
+  Plotly.newPlot(holder, [{ x: labels, y: values, type: "bar",
+                            marker: { color: COLOURS[1] } }], {
+    title: { text: title, font: { size: 14 } }, width, height: 260,
+    margin: { l: 56, r: 12, t: 36, b: 80 }, yaxis: { title: { text: unit } },
+  }, { displayModeBar: false, responsive: false });
+  return holder;
+}
+
+async function gridPage() {
+  const start = h("input", { type: "date", id: "grid-from" });
+  const end = h("input", { type: "date", id: "grid-to" });
+  const status = h("p", { id: "grid-status" });
+  const run = h("button", { type: "button", id: "run-analytics" }, "Run analytics");
+  const body = h("div", { id: "grid-report" });
+  main.replaceChildren(
+    h("h2", {}, "Grid"),
+    h("section", {},
+      h("label", {}, "From ", start), " ", h("label", {}, "To ", end), " ", run,
+      h("small", {}, " (empty: the last 28 days)"), status),
+    body);
+
+  async function section(name) {
+    const page = await api(`/analytics/report/${name}?page_size=100`);
+    const more = page.total > page.items.length
+      ? h("p", {}, `first ${page.items.length} of ${page.total}`) : null;
+    return [page.items, more];
+  }
+
+  async function draw() {
+    let report;
+    try {
+      report = await api("/analytics/report?preview=0");
+    } catch (e) {
+      if (e.status === 404) {
+        body.replaceChildren(h("p", { id: "grid-empty" }, e.message));
+        return;
+      }
+      throw e;
+    }
+    const [[outages, moreOutages], [suspects, moreSuspects], [failing, moreFailing],
+           [overloaded, moreOverloaded], [balance]] = await Promise.all(
+      ["outages", "inspection", "non-compliant", "overloaded", "energy-balance"].map(section));
+    const ix = report.indices;
+    const p = report.period;
+    status.textContent = `Report for ${localTime(p.start)} to ${localTime(p.end)}` +
+      (report.generated_at ? `, run ${localTime(report.generated_at)}` : "");
+    const cards = h("div", { class: "cards", id: "grid-cards" },
+      h("div", { class: "card" }, "SAIFI", h("b", { id: "saifi" }, fixed(ix.saifi, 4))),
+      h("div", { class: "card" }, "SAIDI", h("b", { id: "saidi" }, fixed(ix.saidi_min, 1) + " min")),
+      h("div", { class: "card" }, "CAIDI", h("b", { id: "caidi" }, fixed(ix.caidi_min, 1) + " min")),
+      h("div", { class: "card" }, "MAIFI", h("b", { id: "maifi" }, fixed(ix.maifi, 4))),
+      h("div", { class: "card" }, "Outages", h("b", {}, report.totals.outages)),
+      h("div", { class: "card" }, "Suspects", h("b", {}, report.totals.inspection)));
+    const outageTable = outages.length ? table([
+      ["#", (o) => o.id],
+      ["Level", (o) => o.level],
+      ["Transformer", (o) => o.transformer],
+      ["Feeder", (o) => o.feeder + (o.feeder_event ? ` (feeder event ${o.feeder_event})` : "")],
+      ["Start", (o) => localTime(o.start)],
+      ["Restored", (o) => (o.open ? "open" : localTime(o.end))],
+      ["Customers", (o) => o.customers],
+      ["Customer-minutes", (o) => fixed(o.customer_minutes, 0)],
+    ], outages, (o) => ({ "data-transformer": o.transformer })) : h("p", {}, "No outages.");
+    const suspectTable = suspects.length ? table([
+      ["Rank", (s) => s.rank],
+      ["Meter", (s) => s.serial],
+      ["Transformer", (s) => s.transformer],
+      ["Score", (s) => fixed(s.score, 2)],
+      ["Unrecorded", (s) => percent(s.stolen_share)],
+      ["Reasons", (s) => h("ul", { class: "reasons" }, s.reasons.map((r) => h("li", {}, r)))],
+    ], suspects, (s) => ({ "data-serial": s.serial })) : h("p", {}, "No suspects.");
+    const pqTable = failing.length ? table([
+      ["Meter", (m) => m.serial],
+      ["Transformer", (m) => m.transformer],
+      ["Weeks failed", (m) => m.weeks_failed],
+      ["Worst week from", (m) => localTime(m.worst_week_start)],
+      ["Within +/-10 %", (m) => percent(m.within_10_pct)],
+      ["Min / max V", (m) => `${fixed(m.min_v, 1)} / ${fixed(m.max_v, 1)}`],
+    ], failing, (m) => ({ "data-serial": m.serial }))
+      : h("p", {}, report.pq.weeks ? "Every meter complies." : "Needs a complete week of data.");
+    const overTable = overloaded.length ? table([
+      ["Transformer", (t) => t.transformer],
+      ["Feeder", (t) => t.feeder],
+      ["Rating", (t) => fixed(t.rating_kva, 0) + " kVA"],
+      ["Peak", (t) => fixed(t.peak_pct, 0) + " %"],
+      ["Hours over (worst week)", (t) => fixed(t.hours_over, 1)],
+    ], overloaded, (t) => ({ "data-transformer": t.transformer }))
+      : h("p", {}, "No overloaded transformers.");
+    const top = balance.slice(0, 30);
+    body.replaceChildren(
+      cards,
+      h("section", {}, h("h3", {}, "Outages"), h("div", { id: "grid-outages" }, outageTable),
+        moreOutages),
+      h("section", {}, h("h3", {}, "Inspection list"),
+        h("div", { id: "grid-inspection" }, suspectTable), moreSuspects),
+      h("section", {}, h("h3", {}, "Energy balance"),
+        top.length ? barChart("Non-technical loss by transformer", top.map((b) => b.transformer),
+                              top.map((b) => 100 * (b.ntl_share || 0)), "% of delivered")
+          : h("p", {}, "No transformer has a check meter.")),
+      h("section", {}, h("h3", {}, "EN 50160 voltage non-compliance"),
+        h("div", { id: "grid-pq" }, pqTable), moreFailing),
+      h("section", {}, h("h3", {}, "Overloaded transformers"),
+        h("div", { id: "grid-overloaded" }, overTable), moreOverloaded),
+      h("section", { id: "grid-notes", hidden: !report.notes.length }, h("h3", {}, "Notes"),
+        h("ul", {}, report.notes.map((n) => h("li", {}, n)))));
+  }
+
+  run.addEventListener("click", async () => {
+    const period = {};
+    if (start.value) period.start = start.value + "T00:00:00Z";
+    if (end.value) period.end = end.value + "T00:00:00Z";
+    run.disabled = true;
+    status.textContent = "Running...";
+    try {
+      await api("/analytics/run", { method: "POST", json: period });
+      showError("");
+      await draw();
+    } catch (e) {
+      status.textContent = "";
+      showError(e.message);
+    } finally {
+      run.disabled = false;
+    }
+  });
+  await draw();
+}
+
 // ------------------------------------------------------------------ router
 async function route() {
   stopRefresh();
@@ -464,11 +604,13 @@ async function route() {
   try {
     const me = await api("/auth/me");
     document.getElementById("who").textContent = `${me.name} (${me.role})`;
+    const staff = me.role === "admin" || me.role === "operator";
+    document.getElementById("nav-grid").hidden = !staff;
     const serial = arg ? decodeURIComponent(arg) : "";
     const pages = {
       fleet: fleetPage, vend: vendPage, tariffs: tariffPage, mine: minePage,
       meter: () => meterPage(serial), habits: () => habitsPage(serial),
-      pq: () => powerQualityPage(serial),
+      pq: () => powerQualityPage(serial), grid: gridPage,
     };
     const fallback = me.role === "vendor" ? vendPage
       : me.role === "customer" ? minePage : fleetPage;
