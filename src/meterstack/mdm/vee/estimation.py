@@ -41,7 +41,6 @@ import numpy.typing as npt
 from meterstack.mdm.errors import EstimationRefusedError
 from meterstack.mdm.quality import SUBSTITUTE_ON, Check, Method, Quality
 from meterstack.mdm.vee.likeday import like_day_offsets
-from meterstack.mdm.vee.runs import runs
 from meterstack.mdm.vee.validation import VeeConfig
 
 F64_2 = npt.NDArray[np.float64]
@@ -157,31 +156,47 @@ def like_day_sources(anchor: BOOL2, todo: BOOL2, calendar: LocalCalendar, weeks:
     daylight-saving change, stays at -1). A public holiday stands in only for a public
     holiday; an ordinary day never takes one.
     """
-    m, t = todo.shape
+    out = np.full(todo.shape, -1, dtype=np.int64)
+    rows, cols = np.nonzero(todo)
+    if rows.size:
+        members, local = np.unique(rows, return_inverse=True)
+        out[rows, cols] = _like_day_cells(~anchor[members], local, cols, calendar, weeks)
+    return out
+
+
+def _like_day_cells(
+    not_anchor: BOOL2, row: I64, col: I64, calendar: LocalCalendar, weeks: int
+) -> I64:
+    """The like-day source column of each cell ``(row, col)`` to substitute (-1: none).
+
+    ``not_anchor`` holds only the rows the cells are on (``row`` indexes it): True where
+    a cell cannot lend its value (missing, failed, or an outage).
+    """
     n_days = calendar.days
-    out = np.full((m, t), -1, dtype=np.int64)
-    if not todo.any() or n_days == 0:
-        return out
+    target = np.full(row.size, -1, dtype=np.int64)
+    if row.size == 0 or n_days == 0:
+        return target
+    m = not_anchor.shape[0]
     day = calendar.day
     whole = calendar.whole_days()
     # Columns are in time order, so each local day is one run of columns.
     starts = np.flatnonzero(np.r_[True, day[1:] != day[:-1]])
     run_day = day[starts]
     # complete[m, d]: every interval of day d is in the grid and a valid actual.
-    missing = np.zeros((m, n_days), dtype=np.int64)
-    missing[:, run_day] = np.add.reduceat((~anchor).astype(np.int64), starts, axis=1)
-    complete = (missing == 0) & whole[None, :]
+    spoilt = np.zeros((m, n_days), dtype=bool)
+    spoilt[:, run_day] = np.logical_or.reduceat(not_anchor, starts, axis=1)
+    complete = ~spoilt & whole[None, :]
     wanted = np.zeros((m, n_days), dtype=bool)
-    wanted[:, run_day] = np.logical_or.reduceat(todo, starts, axis=1)
+    wanted[row, day[col]] = True
     table = [
         like_day_offsets(weekday, holiday, weeks)
         for weekday in range(7)
         for holiday in (False, True)
     ]
-    max_rank = max(len(row) for row in table)
+    max_rank = max(len(entry) for entry in table)
     offsets = np.zeros((14, max_rank), dtype=np.int64)
-    for i, row in enumerate(table):
-        offsets[i, : len(row)] = row
+    for i, entry in enumerate(table):
+        offsets[i, : len(entry)] = entry
     weekday_of_day = calendar.day_weekday()
     holiday_of_day = calendar.day_holiday()
     kind = weekday_of_day * 2 + holiday_of_day.astype(np.int64)
@@ -199,17 +214,18 @@ def like_day_sources(anchor: BOOL2, todo: BOOL2, calendar: LocalCalendar, weeks:
         like[pick] = np.broadcast_to(safe, (m, n_days))[pick]
         if not (wanted & (like < 0)).any():
             break
-    rows, cols = np.nonzero(todo)
-    chosen = like[rows, day[cols]]
-    found = chosen >= 0
-    slot = calendar.slot[cols[found]]
-    slots = cell_of.shape[1]
-    target = np.full(found.size, -1, dtype=np.int64)
-    inside = slot < slots
-    picked = np.flatnonzero(found)
-    target[picked[inside]] = cell_of[chosen[found][inside], slot[inside]]
-    out[rows, cols] = target
-    return out
+    chosen = like[row, day[col]]
+    found = np.flatnonzero(chosen >= 0)
+    slot = calendar.slot[col[found]]
+    inside = slot < cell_of.shape[1]
+    target[found[inside]] = cell_of[chosen[found[inside]], slot[inside]]
+    return target
+
+
+def _anchor_at(value: F64_2, checks: I64_2, row: I64, col: I64) -> BOOL2:
+    """:func:`anchor_mask` at the cells ``(row, col)`` only."""
+    mask: BOOL2 = ~np.isnan(value[row, col]) & ((checks[row, col] & _NOT_ANCHOR) == 0)
+    return mask
 
 
 def estimate(
@@ -220,66 +236,110 @@ def estimate(
     calendar: LocalCalendar,
     config: VeeConfig,
     final_before: I64,
+    first_col: int = 0,
 ) -> Estimates:
-    """Validated values for every cell (see the module doc).
+    """Validated values for the cells of columns ``first_col`` on (see the module doc).
 
     ``final_before[m]`` is the first grid column of meter ``m`` that the meter still holds:
-    substitutes left of it are final.
+    substitutes left of it are final. The columns before ``first_col`` (the history) are
+    read, for anchors, like days and the runs that reach into the window, but not
+    estimated: the returned arrays hold columns ``first_col ..`` only.
+
+    Only the cells that need a substitute are visited (they are a small part of a grid):
+    they are listed once, in row-major order, and every step works on that list.
     """
     m, t = value.shape
-    need = (checks & int(SUBSTITUTE_ON)) != 0
-    outage = (checks & int(Check.OUTAGE)) != 0
-    anchor = anchor_mask(value, checks)
-    out = np.where(need, np.nan, value)
-    quality = np.full((m, t), ord(Quality.ACTUAL.value), dtype=np.uint8)
-    method = np.zeros((m, t), dtype=np.int8)
+    w = first_col
+    need_row, window_col = np.nonzero((checks[:, w:] & int(SUBSTITUTE_ON)) != 0)
+    need_col = window_col + w
+    out = value[:, w:].copy()
+    quality = np.full(out.shape, ord(Quality.ACTUAL.value), dtype=np.uint8)
+    method = np.zeros(out.shape, dtype=np.int8)
+    cell_method = np.full(need_row.size, Method.NONE, dtype=np.int8)
+    cell_value = np.full(need_row.size, np.nan)
 
     # 1. Zero for a confirmed outage.
-    zero = need & outage
-    out[zero] = 0.0
-    method[zero] = Method.ZERO_OUTAGE
+    zero = (checks[need_row, need_col] & int(Check.OUTAGE)) != 0
+    cell_value[zero] = 0.0
+    cell_method[zero] = Method.ZERO_OUTAGE
 
     # 2. Linear interpolation of short runs between valid anchors.
-    todo = need & ~outage
-    length, first, last = runs(todo)
-    rows = np.broadcast_to(np.arange(m)[:, None], (m, t))
-    a = first - 1
-    b = last + 1
-    short = todo & (length * interval_s <= config.max_interpolation_s) & (a >= 0) & (b < t)
-    a_safe = np.clip(a, 0, t - 1)
-    b_safe = np.clip(b, 0, t - 1)
-    ok = short & anchor[rows, a_safe] & anchor[rows, b_safe]
-    cols = np.broadcast_to(np.arange(t)[None, :], (m, t))
-    va = value[rows, a_safe]
-    vb = value[rows, b_safe]
-    with np.errstate(invalid="ignore", divide="ignore"):
-        interpolated = va + (vb - va) * (cols - a) / (b - a)
-    out[ok] = interpolated[ok]
-    method[ok] = Method.LINEAR_INTERPOLATION
-    todo &= ~ok
+    todo = np.flatnonzero(~zero)
+    row, col = need_row[todo], need_col[todo]
+    if todo.size:
+        # Runs of consecutive cells of one meter: a new run where the row changes or a
+        # column is skipped.
+        new = np.r_[True, (row[1:] != row[:-1]) | (col[1:] != col[:-1] + 1)]
+        first_of = np.flatnonzero(new)
+        listed = np.diff(np.r_[first_of, todo.size])  # the run's cells from first_col on
+        run_row = row[first_of]
+        a = col[first_of] - 1
+        length = listed.copy()
+        if w > 0:
+            # A run that starts at first_col may go on back into the history.
+            edge = np.flatnonzero(a == w - 1)
+            if edge.size:
+                rows_back = run_row[edge]
+                back = checks[rows_back, :w]
+                stop = ((back & int(SUBSTITUTE_ON)) == 0) | ((back & int(Check.OUTAGE)) != 0)
+                stop = stop[:, ::-1]
+                more = np.where(stop.any(axis=1), np.argmax(stop, axis=1), w)
+                a[edge] -= more
+                length[edge] += more
+        b = a + length + 1
+        short = (length * interval_s <= config.max_interpolation_s) & (a >= 0) & (b < t)
+        a_safe, b_safe = np.clip(a, 0, t - 1), np.clip(b, 0, t - 1)
+        ok_run = (
+            short
+            & _anchor_at(value, checks, run_row, a_safe)
+            & _anchor_at(value, checks, run_row, b_safe)
+        )
+        ok = np.repeat(ok_run, listed)
+        if ok.any():
+            cell_a = np.repeat(a, listed)[ok]
+            cell_b = np.repeat(b, listed)[ok]
+            va = value[row[ok], cell_a]
+            vb = value[row[ok], cell_b]
+            picked = todo[ok]
+            cell_value[picked] = va + (vb - va) * (col[ok] - cell_a) / (cell_b - cell_a)
+            cell_method[picked] = Method.LINEAR_INTERPOLATION
+            todo, row, col = todo[~ok], row[~ok], col[~ok]
 
     # 3. Like day, whole days.
-    if todo.any():
-        source = like_day_sources(anchor, todo, calendar, config.like_day_weeks)
-        take = todo & (source >= 0)
-        if take.any():
-            r, c = np.nonzero(take)
-            out[r, c] = value[r, source[r, c]]
-            method[take] = Method.LIKE_DAY
-            todo &= ~take
+    if todo.size:
+        members = np.flatnonzero(np.bincount(row, minlength=m))
+        local = np.zeros(m, dtype=np.int64)
+        local[members] = np.arange(members.size)
+        not_anchor = np.isnan(value[members])
+        not_anchor |= (checks[members] & _NOT_ANCHOR) != 0
+        source = _like_day_cells(not_anchor, local[row], col, calendar, config.like_day_weeks)
+        take = source >= 0
+        picked = todo[take]
+        cell_value[picked] = value[row[take], source[take]]
+        cell_method[picked] = Method.LIKE_DAY
+        todo = todo[~take]
 
     # 4. Null where nothing could be made.
-    method[todo] = Method.NONE
-    out[todo] = np.nan
-
-    substituted = need
-    quality[substituted] = ord(Quality.SUBSTITUTED.value)
+    out[need_row, window_col] = cell_value
+    method[need_row, window_col] = cell_method
+    cell_quality = np.full(need_row.size, ord(Quality.SUBSTITUTED.value), dtype=np.uint8)
     # Forward estimates: after the meter's last actual interval.
-    actual = ~np.isnan(value) & ~need
-    last_actual = np.where(actual.any(axis=1), t - 1 - np.argmax(actual[:, ::-1], axis=1), -1)
-    forward = substituted & (cols > last_actual[:, None])
-    quality[forward] = ord(Quality.ESTIMATED.value)
-    final = substituted & ((cols < final_before[:, None]) | zero)
-    quality[final] = ord(Quality.FINAL_SUBSTITUTE.value)
-    quality[todo] = ord(Quality.NULL.value)
+    last_actual = _last_actual(value, need_row, window_col, w)
+    cell_quality[need_col > last_actual[need_row]] = ord(Quality.ESTIMATED.value)
+    final = (need_col < final_before[need_row]) | zero
+    cell_quality[final] = ord(Quality.FINAL_SUBSTITUTE.value)
+    cell_quality[todo] = ord(Quality.NULL.value)
+    quality[need_row, window_col] = cell_quality
     return Estimates(out, quality, method)
+
+
+def _last_actual(value: F64_2, need_row: I64, window_col: I64, w: int) -> I64:
+    """Each meter's last column from ``w`` on with an actual that needs no substitute (-1:
+    none); the cells ``(need_row, window_col + w)`` are those that need one. (Where a
+    meter's last actual is in the history, every cell from ``w`` on is after it, as it is
+    after -1.)"""
+    t = value.shape[1]
+    actual = ~np.isnan(value[:, w:])
+    actual[need_row, window_col] = False
+    last: I64 = np.where(actual.any(axis=1), t - 1 - np.argmax(actual[:, ::-1], axis=1), -1)
+    return last

@@ -151,30 +151,48 @@ def build_grid(
     grid_start: int,
     interval_s: int,
     config: VeeConfig,
-) -> tuple[ChannelGrid, I64]:
+    with_received: bool = True,
+) -> tuple[ChannelGrid, I64 | None]:
     """Place the raw readings ``select`` picks on an ``m x t`` grid, the ``k``-th of them on
-    row ``row_of[k]``; returns the grid and each cell's ``received_at`` (-1 where empty)."""
+    row ``row_of[k]``; returns the grid and each cell's ``received_at`` (-1 where empty;
+    None unless ``with_received``)."""
+    every = bool(select.all())
+
+    def selected(name: str) -> np.ndarray:
+        column = rows[name]
+        return column if every else column[select]
+
     value = np.full((m, t), np.nan)
     status = np.zeros((m, t), dtype=np.int64)
     time_fail = np.zeros((m, t), dtype=bool)
-    received = np.full((m, t), -1, dtype=np.int64)
-    col, offset = _grid_positions(rows["interval_end"][select], grid_start, interval_s, t)
+    col, offset = _grid_positions(selected("interval_end"), grid_start, interval_s, t)
     on = col >= 0
     within = on & (np.abs(offset) <= config.time_tolerance_s)
-    r, c = row_of[within], col[within]
+    picked: I64 | None = None  # which selected readings, in writing order (None: all)
+    if not within.all():
+        picked = np.flatnonzero(within)
     if (offset[within] != 0).any():
         # Closest reading wins a cell: write the farthest first.
-        order = np.argsort(-np.abs(offset[within]), kind="stable")
-        r, c = r[order], c[order]
-        picked = np.flatnonzero(select)[np.flatnonzero(within)[order]]
-    else:
-        picked = np.flatnonzero(select)[within]
-    value[r, c] = rows["value"][picked]
-    status[r, c] = rows["status"][picked]
-    received[r, c] = rows["received_at"][picked]
-    off = on & ~within
-    time_fail[row_of[off], col[off]] = True
-    time_fail &= np.isnan(value)
+        chosen = np.flatnonzero(within)
+        picked = chosen[np.argsort(-np.abs(offset[chosen]), kind="stable")]
+    cell = row_of * t + col if picked is None else row_of[picked] * t + col[picked]
+
+    def placed(name: str) -> np.ndarray:
+        column = selected(name)
+        return column if picked is None else column[picked]
+
+    value.reshape(-1)[cell] = placed("value")
+    raw_status = placed("status")
+    if raw_status.any():  # all-zero words leave the zero grid as it is
+        status.reshape(-1)[cell] = raw_status
+    received = None
+    if with_received:
+        received = np.full((m, t), -1, dtype=np.int64)
+        received.reshape(-1)[cell] = placed("received_at")
+    off = np.flatnonzero(on & ~within)
+    if off.size:
+        time_fail[row_of[off], col[off]] = True
+        time_fail &= np.isnan(value)
     return ChannelGrid(value, status, time_fail), received
 
 
@@ -378,24 +396,24 @@ def _compute_group(
 ) -> ValidatedColumns | None:
     """Grids, validation, estimation and the validated rows of one meter group (no I/O)."""
     config, m, t, window_col = run.config, group.m, group.t, group.window_col
-    order = np.argsort(group.ids)
-    row_of = order[np.clip(np.searchsorted(group.ids[order], rows["meter_id"]), 0, m - 1)]
+    row_of = _rows_of(group.ids, rows["meter_id"])
     row_of_meter = {name: i for i, name in enumerate(group.names)}
     calendar = local_calendar(group.ends, group.interval_s, group.timezone, run.holidays)
     outage = outage_cells(events, row_of_meter, group.ends, group.interval_s, m)
 
-    grids: dict[str, tuple[I64, ChannelGrid, I64]] = {}
+    grids: dict[str, tuple[I64, ChannelGrid, I64 | None]] = {}
     for channel in run.channels:
         select = rows["channel_id"] == channel_ids[channel.obis]
         if not select.any():
             continue
-        members = np.unique(row_of[select])
+        members = np.flatnonzero(np.bincount(row_of[select], minlength=m))
         local_of = np.zeros(m, dtype=np.int64)
         local_of[members] = np.arange(members.size)
         grid, received = build_grid(
             rows, select, local_of[row_of[select]],
             m=members.size, t=t, grid_start=group.grid_start, interval_s=group.interval_s,
             config=config,
+            with_received=bool((edits["channel_id"] == channel_ids[channel.obis]).any()),
         )  # fmt: skip
         grids[channel.obis] = (members, grid, received)
     if not grids:
@@ -430,6 +448,7 @@ def _compute_group(
         est = estimate(
             grid.value, checks, group.interval_s,
             calendar=calendar, config=config, final_before=final_before[members],
+            first_col=window_col,
         )  # fmt: skip
         parts.append(
             _window_rows(
@@ -447,11 +466,29 @@ def _compute_group(
     return ValidatedColumns.concat(parts)
 
 
+def _rows_of(ids: I64, meter_id: npt.NDArray[np.integer]) -> I64:
+    """The group row of each reading's meter id (the store reads only the group's meters).
+
+    A lookup table where the ids are dense enough (the usual case), else a binary search.
+    """
+    m = ids.size
+    if meter_id.size and ids.min() >= 0 and int(ids.max()) < 16 * m + 4096:
+        table = np.full(int(ids.max()) + 1, -1, dtype=np.int64)
+        table[ids] = np.arange(m, dtype=np.int64)
+        if meter_id.min() >= 0 and meter_id.max() < table.size:
+            found: I64 = table[meter_id]
+            if found.min() >= 0:
+                return found
+    order = np.argsort(ids)
+    row_of: I64 = order[np.clip(np.searchsorted(ids[order], meter_id), 0, m - 1)]
+    return row_of
+
+
 def _window_rows(
     group: _Group,
     members: I64,
     *,
-    received: I64,
+    received: I64 | None,
     edits: dict[str, np.ndarray],
     channel_id: int,
     checks: I64,
@@ -465,6 +502,7 @@ def _window_rows(
     keep = np.ones((members.size, width), dtype=bool)
     mine = edits["channel_id"] == channel_id
     if mine.any():
+        assert received is not None  # built where the channel has edits
         local_of = np.full(group.m, -1, dtype=np.int64)
         local_of[members] = np.arange(members.size)
         order = np.argsort(group.ids)
@@ -476,7 +514,7 @@ def _window_rows(
         later = received[e_row, e_col] > edits["validated_at"][mine][inside]
         keep[e_row[~later], e_col[~later] - window_col] = False
         report.edits_kept += int((~later).sum())
-    quality = est.quality[:, window_col:]
+    quality = est.quality  # the window's columns only
     window_checks = checks[:, window_col:]
     every = keep.all()
     flat = None if every else np.flatnonzero(keep)
@@ -495,17 +533,18 @@ def _window_rows(
     report.null += int(counts[ord(Quality.NULL.value)])
     picked_checks = pick(window_checks)
     report.intervals += int(q.size)
+    failed = picked_checks[picked_checks != 0]  # few cells fail a check
     for check in Check:
-        count = int(np.count_nonzero(picked_checks & int(check)))
+        count = int(np.count_nonzero(failed & int(check)))
         if count:
             report.checks[check.name or str(int(check))] += count
     return ValidatedColumns(
         meter_id=pick(np.broadcast_to(group.ids[members][:, None], keep.shape)),
         channel_id=np.full(q.size, channel_id, dtype=np.int64),
         interval_end=pick(np.broadcast_to(group.ends[window_col:], keep.shape)),
-        value=pick(est.value[:, window_col:]),
+        value=pick(est.value),
         quality=q,
-        method=pick(est.method[:, window_col:]),
+        method=pick(est.method),
         checks=picked_checks,
     )
 

@@ -36,12 +36,13 @@ import numpy as np
 import numpy.typing as npt
 
 from meterstack.mdm.quality import Check
-from meterstack.mdm.vee.runs import runs
+from meterstack.mdm.vee.runs import long_run_cells
 from meterstack.meter.profile import ProfileStatus
 
 F64_2 = npt.NDArray[np.float64]
 BOOL2 = npt.NDArray[np.bool_]
 I64_2 = npt.NDArray[np.int64]
+I64 = npt.NDArray[np.int64]
 
 
 @dataclass(frozen=True, slots=True)
@@ -118,19 +119,28 @@ def history_limits(
 
     Falls back to the window itself where a meter has fewer than
     ``config.min_history_intervals`` usable history intervals; NaN where neither has
-    enough (the limit checks are then skipped for that meter).
+    enough (the limit checks are then skipped for that meter). Only the rows and columns
+    each meter's limits come from are sorted.
     """
-    hist = np.full(value.shape, np.nan)
-    hist[:, :window_start] = np.where(usable[:, :window_start], value[:, :window_start], np.nan)
-    count = np.sum(~np.isnan(hist), axis=1)
-    whole = np.where(usable, value, np.nan)
-    source = np.where((count < config.min_history_intervals)[:, None], whole, hist)
-    enough = np.sum(~np.isnan(source), axis=1) >= config.min_history_intervals
-    quantiles = np.full((value.shape[0], 3), np.nan)
-    if enough.any():
-        quantiles[enough] = row_quantiles(
-            source[enough], (config.high_quantile, config.low_quantile, config.spike_quantile)
-        )
+    m = value.shape[0]
+    valid = usable & ~np.isnan(value)
+    in_history = np.count_nonzero(valid[:, :window_start], axis=1)
+    from_history = in_history >= config.min_history_intervals
+    enough = from_history.copy()
+    fallback = np.flatnonzero(~from_history)
+    if fallback.size:
+        enough[fallback] = np.count_nonzero(valid[fallback], axis=1) >= config.min_history_intervals
+    quantiles = np.full((m, 3), np.nan)
+    q = (config.high_quantile, config.low_quantile, config.spike_quantile)
+    for rows, width in (
+        (np.flatnonzero(from_history), window_start),
+        (np.flatnonzero(enough & ~from_history), value.shape[1]),
+    ):
+        if rows.size == m:  # every row: no copy to pick them
+            quantiles[:] = row_quantiles(np.where(valid[:, :width], value[:, :width], np.nan), q)
+        elif rows.size:
+            source = np.where(valid[rows, :width], value[rows, :width], np.nan)
+            quantiles[rows] = row_quantiles(source, q)
     high = np.maximum(config.high_factor * quantiles[:, 0], config.min_high_limit)
     low = config.low_factor * quantiles[:, 1]
     spike_floor = quantiles[:, 2]
@@ -138,6 +148,22 @@ def history_limits(
     low[~enough] = np.nan
     spike_floor[~enough] = np.nan
     return high, low, spike_floor
+
+
+_METER_FLAGS = (
+    (int(ProfileStatus.POWER_DOWN), int(Check.POWER_FAILURE)),
+    (int(ProfileStatus.CLOCK_ADJUSTED), int(Check.CLOCK_CHANGE)),
+    (int(ProfileStatus.TAMPER), int(Check.TAMPER)),
+    (
+        int(
+            ProfileStatus.DATA_NOT_VALID
+            | ProfileStatus.CRITICAL_ERROR
+            | ProfileStatus.CLOCK_INVALID
+        ),
+        int(Check.DATA_NOT_VALID),
+    ),
+)
+_UNUSABLE = int(Check.CLOCK_CHANGE | Check.DATA_NOT_VALID | Check.POWER_FAILURE)
 
 
 def validate(
@@ -150,69 +176,76 @@ def validate(
     sum_check: BOOL2 | None = None,
     outage: BOOL2 | None = None,
 ) -> I64_2:
-    """Check bits for every cell of ``grid`` (see :class:`~meterstack.mdm.quality.Check`)."""
+    """Check bits for every cell of ``grid`` (see :class:`~meterstack.mdm.quality.Check`).
+
+    Only the gap check is a whole-grid pass; the others find their (few) failing cells
+    first and set bits on those alone.
+    """
     value = grid.value
+    t = value.shape[1]
     present = ~np.isnan(value)
-    status = grid.status
-    checks = np.zeros(value.shape, dtype=np.int64)
+    gap = ~present
+    gap &= ~grid.time_fail
+    checks: I64_2 = np.multiply(gap, int(Check.GAP), dtype=np.int64)
+    flat_checks = checks.reshape(-1)
 
-    def flag(mask: BOOL2, check: Check) -> None:
-        np.bitwise_or(checks, int(check), out=checks, where=mask)
+    def flag(cells: I64, check: int) -> None:
+        flat_checks[cells] |= check
 
-    flag(~present & ~grid.time_fail, Check.GAP)
-    flag(grid.time_fail, Check.TIME_TOLERANCE)
-    flag(present & ((status & ProfileStatus.POWER_DOWN) != 0), Check.POWER_FAILURE)
-    flag(present & ((status & ProfileStatus.CLOCK_ADJUSTED) != 0), Check.CLOCK_CHANGE)
-    flag(present & ((status & ProfileStatus.TAMPER) != 0), Check.TAMPER)
-    invalid = (
-        ProfileStatus.DATA_NOT_VALID | ProfileStatus.CRITICAL_ERROR | ProfileStatus.CLOCK_INVALID
-    )
-    flag(present & ((status & invalid) != 0), Check.DATA_NOT_VALID)
+    def flag_mask(mask: BOOL2, check: int) -> None:
+        flag(np.flatnonzero(mask), check)
+
+    flag_mask(grid.time_fail, int(Check.TIME_TOLERANCE))
+    # The meter's status word: only cells with a non-zero status can raise a flag.
+    status = grid.status.reshape(-1)
+    flagged = np.flatnonzero(status)
+    flagged = flagged[present.reshape(-1)[flagged]]
+    if flagged.size:
+        words = status[flagged]
+        bits = np.zeros(flagged.size, dtype=np.int64)
+        for mask, check in _METER_FLAGS:
+            bits[(words & mask) != 0] |= check
+        flat_checks[flagged] |= bits
     if outage is not None:
-        flag(outage, Check.OUTAGE)
-    meter_flagged = (
-        checks & int(Check.CLOCK_CHANGE | Check.DATA_NOT_VALID | Check.POWER_FAILURE)
-    ) != 0
-    usable = present & ~meter_flagged
+        flag_mask(outage, int(Check.OUTAGE))
+    usable = present.copy()
+    usable.reshape(-1)[flagged[(flat_checks[flagged] & _UNUSABLE) != 0]] = False
     if outage is not None:
         usable &= ~outage
 
     high, low, spike_floor = history_limits(value, usable, window_start, config)
     with np.errstate(invalid="ignore"):
-        flag(present & (value > high[:, None]), Check.HIGH_LIMIT)
-        flag(present & (value < low[:, None]), Check.LOW_LIMIT)
-        left = np.full(value.shape, np.nan)
-        right = np.full(value.shape, np.nan)
-        left[:, 1:] = value[:, :-1]
-        right[:, :-1] = value[:, 1:]
-        neighbours = np.fmax(left, right)
-        both = ~np.isnan(left) & ~np.isnan(right)
-        spike = (
-            present
-            & both
-            & (value > config.spike_ratio * neighbours)
-            & (value > spike_floor[:, None])
-        )
-    flag(spike, Check.SPIKE)
+        # A NaN value or limit compares False: no limit, or nothing to judge.
+        flag_mask(value > high[:, None], int(Check.HIGH_LIMIT))
+        flag_mask(value < low[:, None], int(Check.LOW_LIMIT))
+        if t >= 3:
+            # A spike is above the meter's spike floor (few cells) and above spike_ratio
+            # times the larger of two present neighbours.
+            r, c = np.nonzero(value[:, 1:-1] > spike_floor[:, None])
+            c += 1
+            here, left, right = value[r, c], value[r, c - 1], value[r, c + 1]
+            spike = (
+                ~np.isnan(left)
+                & ~np.isnan(right)
+                & (here > config.spike_ratio * np.fmax(left, right))
+            )
+            flag(r[spike] * t + c[spike], int(Check.SPIKE))
 
     zero_cells = max(1, config.zero_run_s // interval_s)
     flat_cells = max(1, config.flat_run_s // interval_s)
-    zero = present & (value == 0)
-    zero_length, _, _ = runs(zero)
-    flag(zero & (zero_length >= zero_cells), Check.ZERO_RUN)
+    flag(long_run_cells(value == 0, zero_cells), int(Check.ZERO_RUN))
+    # NaN is never equal to anything, so "same" implies both cells present.
     same = np.zeros(value.shape, dtype=bool)
-    same[:, 1:] = (
-        present[:, 1:] & present[:, :-1] & (value[:, 1:] == value[:, :-1]) & (value[:, 1:] != 0)
-    )
+    np.equal(value[:, 1:], value[:, :-1], out=same[:, 1:])
+    same[:, 1:] &= value[:, 1:] != 0
     # A flat run of k equal values has k - 1 "same as previous" cells; count its first too.
     flat = same.copy()
     flat[:, :-1] |= same[:, 1:]
-    flat_length, _, _ = runs(flat)
-    flag(flat & (flat_length >= flat_cells), Check.FLAT_LINE)
+    flag(long_run_cells(flat, flat_cells), int(Check.FLAT_LINE))
     if reverse_flow is not None:
-        flag(reverse_flow, Check.REVERSE_FLOW)
+        flag_mask(reverse_flow, int(Check.REVERSE_FLOW))
     if sum_check is not None:
-        flag(sum_check, Check.SUM_CHECK)
+        flag_mask(sum_check, int(Check.SUM_CHECK))
     return checks
 
 
