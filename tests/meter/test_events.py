@@ -141,3 +141,22 @@ def test_event_logs_are_ring_buffers() -> None:
     fraud = meter.event_logs[LogKind.FRAUD]
     assert len(fraud) == 3
     assert [e.seq for e in fraud] == [8, 9, 10]
+
+
+def test_requeued_alarms_join_the_queue_in_time_order() -> None:
+    meter = Meter(config(), commissioned_at=START)
+    _feed(meter, [{}, {"terminal_cover_open": True}, {}])
+    drained = meter.drain_alarms()
+    assert [a.code for a in drained] == [EventCode.TERMINAL_COVER_REMOVED]
+    at = START + 3 * STEP
+    for values in ({}, {"main_cover_open": True}, {}):
+        at += STEP
+        meter.step(load(at, 500.0, **values))
+    meter.requeue_alarms(drained)
+    assert meter.pending_alarms == 2
+    again = meter.drain_alarms()
+    assert [a.code for a in again] == [
+        EventCode.TERMINAL_COVER_REMOVED,
+        EventCode.METER_COVER_REMOVED,
+    ]
+    assert again[0] == drained[0]

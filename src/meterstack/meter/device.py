@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import math
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -1046,6 +1046,17 @@ class Meter:
         alarms = list(self._alarms)
         self._alarms.clear()
         return alarms
+
+    def requeue_alarms(self, alarms: Iterable[Alarm]) -> None:
+        """Put alarms that were drained but never delivered back in the queue.
+
+        They join the alarms still queued in time order; past the queue's capacity the
+        oldest are dropped, as when alarms are raised.
+        """
+        merged = sorted([*alarms, *self._alarms], key=lambda alarm: alarm.at)
+        self._alarms.clear()
+        self._alarms.extend(merged[-ALARM_QUEUE_CAPACITY:])
+        self._checkpoint_due = True
 
     @property
     def pending_alarms(self) -> int:
