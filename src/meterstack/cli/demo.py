@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import secrets
 import socket
-from datetime import date
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Annotated
 
@@ -55,7 +55,11 @@ def demo(
         int | None, typer.Option(help="Seed of the simulation [default: 2024].")
     ] = None,
     start: Annotated[
-        str | None, typer.Option(help="First local day, YYYY-MM-DD [default: 2024-01-01].")
+        str | None,
+        typer.Option(
+            help="First local day, YYYY-MM-DD [default: the --days days that end today]; "
+            "give it to reproduce a run exactly."
+        ),
     ] = None,
     workers: Annotated[
         int | None, typer.Option(min=1, help="Processes [default: the CPUs available].")
@@ -103,7 +107,8 @@ def demo(
     meters = meters or settings.demo.meters
     days = days or settings.demo.days
     seed = settings.demo.seed if seed is None else seed
-    first_day = _parse_day(start or settings.demo.start)
+    chosen = start or settings.demo.start
+    first_day = _parse_day(chosen) if chosen else datetime.now(UTC).date() - timedelta(days=days)
     workers = workers or default_workers()
     if serve:
         _check_port_free(host, port)
@@ -177,7 +182,15 @@ def demo(
     from meterstack.cli.serve import run_server
 
     try:
-        run_server(settings, host, port, engine=engine, store=store, log_level="warning")
+        run_server(
+            settings,
+            host,
+            port,
+            engine=engine,
+            store=store,
+            log_level="warning",
+            network=summary.network,
+        )
     finally:
         store.close()
 
@@ -338,6 +351,7 @@ def _print_summary(
         )
     )
     console.print(
-        f"stores in {summary.data_dir}: operational.db (SQLite), intervals.duckdb, headend.db; "
+        f"stores in {summary.data_dir}: operational.db (SQLite), intervals.duckdb, headend.db, "
+        f"network.csv ({summary.network.n_transformers} transformers); "
         f"total {sum(seconds.values()):.1f} s"
     )

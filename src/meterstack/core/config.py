@@ -36,7 +36,11 @@ class DemoSettings(BaseModel):
     meters: int = Field(default=200, ge=1, le=1_000_000)
     days: int = Field(default=31, ge=1, le=3660)
     seed: int = 2024
-    start: str = Field(default="2024-01-01", description="first local day of the simulation")
+    start: str | None = Field(
+        default=None,
+        description="first local day of the simulation (YYYY-MM-DD); by default the days "
+        "that end today, so that the dashboard shows current data",
+    )
 
 
 class MdmSettings(BaseModel):

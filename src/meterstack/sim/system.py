@@ -38,6 +38,7 @@ from sqlalchemy import Engine, select
 from sqlalchemy import event as sqlalchemy_event
 from sqlalchemy.orm import Session
 
+from meterstack.analytics import NetworkModel
 from meterstack.billing import bills_from_rating
 from meterstack.core.config import Settings
 from meterstack.core.errors import InvalidInputError, StoreError
@@ -279,12 +280,18 @@ class SystemSummary:
     data_dir: Path
     start: datetime
     end: datetime
+    network: NetworkModel
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         document = self.fleet.to_json()
         document["period"] = {"start": self.start.isoformat(), "end": self.end.isoformat()}
         document["data_dir"] = str(self.data_dir)
+        document["network"] = {
+            "file": str(self.data_dir / NETWORK_FILE),
+            "transformers": self.network.n_transformers,
+            "feeders": len(self.network.feeders),
+        }
         document["link"] = self.link.to_json()
         vee = dict(self.vee.as_dict())
         vee["quality"] = dict(sorted(self.vee.quality.items()))
@@ -294,6 +301,32 @@ class SystemSummary:
         document["vending"] = self.vending.to_json()
         document["stage_seconds"] = {k: round(v, 3) for k, v in self.stage_seconds.items()}
         return document
+
+
+#: The demo fleet's network model, written into the data directory for the Grid page.
+NETWORK_FILE = "network.csv"
+
+
+def fleet_network(plan: FleetPlan, transformers_per_feeder: int = 8) -> NetworkModel:
+    """The planned fleet on a network model, for the grid analytics.
+
+    Each of the plan's low-voltage feeders (the meters that its outages and voltage
+    problems hit together) is supplied by one transformer; ``transformers_per_feeder`` of
+    them share a medium-voltage feeder. The demo's transformers have no check meters, so
+    the analytics find outages and EN 50160 breaches but make no energy balance.
+    """
+    groups, transformer = np.unique(plan.feeder.astype(np.int64), return_inverse=True)
+    return NetworkModel(
+        meters=tuple(config.serial for config in plan.configs),
+        transformers=tuple(f"TX{int(g):04d}" for g in groups),
+        feeders=tuple(
+            f"FDR{k:03d}" for k in range((groups.size - 1) // transformers_per_feeder + 1)
+        ),
+        meter_transformer=transformer.astype(np.int32),
+        transformer_feeder=(np.arange(groups.size) // transformers_per_feeder).astype(np.int32),
+        rating_kva=np.full(groups.size, np.nan),
+        check_meters=tuple(None for _ in groups),
+    )
 
 
 def demo_settings(settings: Settings, data_dir: Path) -> Settings:
@@ -345,6 +378,8 @@ def run_system(
     clock = time.perf_counter()
     shapes = generate_load_shapes(meters, begin_local, days, seed=seed, timezone=settings.timezone)
     plan = plan_fleet(shapes, seed=seed, timezone=settings.timezone)
+    network = fleet_network(plan)
+    (data_dir / NETWORK_FILE).write_text(network.to_csv())
     total = shapes.n_meters * shapes.n_intervals
     done = 0
     per_chunk = max(1, shapes.n_meters // min(workers, shapes.n_meters))
@@ -422,6 +457,7 @@ def run_system(
         data_dir=data_dir,
         start=start,
         end=end,
+        network=network,
         stage_seconds=seconds,
     )
     return summary, engine, store

@@ -22,6 +22,12 @@ function h(tag, attrs, ...children) {
   return node;
 }
 
+// Replace a node's children, leaving out null, undefined and false (conditional parts).
+function fill(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined &&
+                                                        c !== false));
+}
+
 function showError(message) {
   const box = document.getElementById("error");
   box.textContent = message;
@@ -130,21 +136,21 @@ async function loginPage() {
       else location.hash = "#/fleet";
     } catch (e) { showError(e.message); }
   });
-  main.replaceChildren(h("section", {}, form));
+  fill(main, h("section", {}, form));
 }
 
 async function fleetPage() {
   const cards = h("div", { class: "cards", id: "fleet-cards" });
   const meters = h("section", {}, h("h2", {}, "Meters"), h("div", { id: "meters" }));
   const alarms = h("section", {}, h("h2", {}, "Alarms"), h("div", { id: "alarms" }));
-  main.replaceChildren(h("h2", {}, "Fleet"), cards, meters, alarms);
+  fill(main, h("h2", {}, "Fleet"), cards, meters, alarms);
 
   async function draw() {
     const [overview, page, alarmPage] = await Promise.all([
       api("/fleet/overview"), api("/meters?page_size=100"), api("/alarms?page_size=50"),
     ]);
     const byStatus = overview.meters.by_status;
-    cards.replaceChildren(
+    fill(cards,
       h("div", { class: "card" }, "Meters", h("b", {}, overview.meters.total)),
       h("div", { class: "card" }, "Reporting (24 h)", h("b", {}, overview.reporting_meters)),
       h("div", { class: "card" }, "Open alarms",
@@ -155,7 +161,7 @@ async function fleetPage() {
           || "none")),
       h("div", { class: "card" }, "By status",
         h("b", {}, Object.entries(byStatus).map(([k, v]) => `${k} ${v}`).join(", ") || "none")));
-    document.getElementById("meters").replaceChildren(table([
+    fill(document.getElementById("meters"), table([
       ["Serial", (m) => h("a", { href: "#/meter/" + encodeURIComponent(m.serial) }, m.serial)],
       ["Status", (m) => m.status],
       ["Prepaid", (m) => m.prepaid_mode || ""],
@@ -164,7 +170,7 @@ async function fleetPage() {
         h("a", { href: "#/habits/" + encodeURIComponent(m.serial) }, "habits"), " ",
         h("a", { href: "#/pq/" + encodeURIComponent(m.serial) }, "power quality")]],
     ], page.items), h("p", {}, `${page.total} meters`));
-    document.getElementById("alarms").replaceChildren(alarmTable(alarmPage.items, true));
+    fill(document.getElementById("alarms"), alarmTable(alarmPage.items, true));
   }
   await draw();
   startRefresh(draw);
@@ -211,7 +217,7 @@ async function meterPage(serial) {
   } else {
     relay.append(h("p", {}, "Relay control is for operators."));
   }
-  main.replaceChildren(
+  fill(main,
     h("h2", {}, "Meter ", h("span", { id: "meter-serial" }, meter.serial)),
     h("p", {}, `status ${meter.status}, ${meter.timezone}, prepaid ${meter.prepaid_mode || "no"}`,
       " · ", h("a", { href: "#/habits/" + serial }, "habits"),
@@ -249,20 +255,20 @@ async function meterPage(serial) {
     const purchased = c.recent_vends.filter((v) => v.status === "completed");
     rows.push(h("div", { class: "card" }, "Recent purchases",
       h("b", { id: "credit-purchased" }, purchased.length)));
-    credit.replaceChildren(h("h2", {}, "Credit"), h("div", { class: "cards" }, rows),
-      c.recent_vends.length ? table([
+    fill(credit, h("h2", {}, "Credit"), h("div", { class: "cards" }, rows),
+      ...(c.recent_vends.length ? [table([
         ["When", (v) => localTime(v.vended_at)], ["Amount", (v) => `${v.amount} ${v.currency}`],
         ["kWh", (v) => v.kwh || ""], ["Token", (v) => h("span", { class: "token" }, v.token || "")],
         ["Status", (v) => v.status],
-      ], c.recent_vends) : null);
+      ], c.recent_vends)] : []));
     const ev = await api(`/meters/${q}/events?page_size=20`);
-    document.getElementById("meter-events").replaceChildren(ev.items.length ? table([
+    fill(document.getElementById("meter-events"), ev.items.length ? table([
       ["At", (e) => localTime(e.at)], ["Log", (e) => e.log], ["Code", (e) => e.code],
       ["Detail", (e) => e.detail],
     ], ev.items) : h("p", {}, "No events."));
     if (me.role !== "vendor") {
       const al = await api(`/alarms?meter=${q}&page_size=20`);
-      document.getElementById("meter-alarms").replaceChildren(alarmTable(al.items, false));
+      fill(document.getElementById("meter-alarms"), alarmTable(al.items, false));
     }
   }
   await draw();
@@ -271,7 +277,7 @@ async function meterPage(serial) {
 
 async function minePage() {
   const page = await api("/meters?page_size=100");
-  main.replaceChildren(h("section", {}, h("h2", {}, "My meters"), table([
+  fill(main, h("section", {}, h("h2", {}, "My meters"), table([
     ["Serial", (m) => h("a", { href: "#/meter/" + m.serial }, m.serial)],
     ["Prepaid", (m) => m.prepaid_mode || ""],
     ["Habits", (m) => h("a", { href: "#/habits/" + m.serial }, "my habits")],
@@ -284,7 +290,7 @@ async function habitsPage(serial) {
   const peers = habits.similar_homes;
   const hours = [...Array(24).keys()];
   const perDay = habits.by_hour_kwh.map(() => peers.median_kwh_per_day / 24);
-  main.replaceChildren(
+  fill(main,
     h("h2", {}, "Habits of ", serial),
     h("div", { class: "cards" },
       h("div", { class: "card" }, "Use per day", h("b", { id: "kwh-per-day" },
@@ -307,7 +313,7 @@ async function powerQualityPage(serial) {
   const q = encodeURIComponent(serial);
   const pq = await api(`/meters/${q}/power-quality`);
   const s = pq.voltage_summary;
-  main.replaceChildren(
+  fill(main,
     h("h2", {}, "Power quality of ", serial),
     h("div", { class: "cards" },
       h("div", { class: "card" }, "Voltage min", h("b", {}, s.min ?? "n/a")),
@@ -362,7 +368,7 @@ async function vendPage() {
     try {
       const { vendor_id: _unused, ...quote } = body(false);
       const price = await api("/vend-quotes", { method: "POST", json: quote });
-      result.replaceChildren(h("h3", {}, "Quote"), h("pre", {}, JSON.stringify(price, null, 2)));
+      fill(result, h("h3", {}, "Quote"), h("pre", {}, JSON.stringify(price, null, 2)));
       showError("");
     } catch (e) { showError(e.message); }
   });
@@ -373,7 +379,7 @@ async function vendPage() {
       pendingId = requestId();
       showError("");
       const r = vend.receipt || {};
-      result.replaceChildren(
+      fill(result,
         h("h3", {}, `Vend ${vend.reference}`),
         vend.token ? h("p", {}, "Token ", h("span", { class: "token", id: "vend-token" },
                                            vend.token))
@@ -384,7 +390,7 @@ async function vendPage() {
         Array.isArray(r.lines) ? receipt(r.lines) : h("pre", {}, JSON.stringify(r, null, 2)));
     } catch (e) { showError(e.message); }
   });
-  main.replaceChildren(h("section", {}, h("h2", {}, "Vending"), form), h("section", {}, result));
+  fill(main, h("section", {}, h("h2", {}, "Vending"), form), h("section", {}, result));
 }
 
 async function tariffPage() {
@@ -447,7 +453,7 @@ async function tariffPage() {
       showError("");
     } catch (e) { showError(e.message); }
   });
-  main.replaceChildren(
+  fill(main,
     h("h2", {}, "Tariff builder"),
     h("section", {}, h("h3", {}, "Blocks (drag into the tariff, or press add)"), palette),
     h("section", {}, h("h3", {}, "This tariff"), composition, form, preview));
@@ -480,7 +486,7 @@ async function gridPage() {
   const status = h("p", { id: "grid-status" });
   const run = h("button", { type: "button", id: "run-analytics" }, "Run analytics");
   const body = h("div", { id: "grid-report" });
-  main.replaceChildren(
+  fill(main,
     h("h2", {}, "Grid"),
     h("section", {},
       h("label", {}, "From ", start), " ", h("label", {}, "To ", end), " ", run,
@@ -500,7 +506,7 @@ async function gridPage() {
       report = await api("/analytics/report?preview=0");
     } catch (e) {
       if (e.status === 404) {
-        body.replaceChildren(h("p", { id: "grid-empty" }, e.message));
+        fill(body, h("p", { id: "grid-empty" }, e.message));
         return;
       }
       throw e;
@@ -555,7 +561,7 @@ async function gridPage() {
     ], overloaded, (t) => ({ "data-transformer": t.transformer }))
       : h("p", {}, "No overloaded transformers.");
     const top = balance.slice(0, 30);
-    body.replaceChildren(
+    fill(body,
       cards,
       h("section", {}, h("h3", {}, "Outages"), h("div", { id: "grid-outages" }, outageTable),
         moreOutages),
