@@ -146,3 +146,32 @@ def test_bad_shapes_are_refused_naming_the_array(scenario: GridScenario) -> None
         run(s, voltage_v=s.voltage_v[:5])
     with pytest.raises(InvalidInputError, match="interval_s"):
         run(s, interval_s=7)
+
+
+def test_no_voltage_during_an_outage_is_not_a_breach(scenario: GridScenario) -> None:
+    """EN 50160 leaves out intervals that overlap an interruption: a meter reading 0 V
+    while its transformer is out is not out of limits."""
+    s = scenario
+    sustained = [o for o in s.outages if o.end - o.start > 3600 and o.level != "premise"]
+    assert sustained
+    outage = sustained[0]
+    voltage = s.voltage_v.copy()
+    first = int((outage.start - s.start) // s.interval_s)
+    last = int(np.ceil((outage.end - s.start) / s.interval_s))
+    voltage[outage.meters, first:last] = 0.0
+    failing = {row["serial"] for row in run(s, voltage_v=voltage)["pq"]["non_compliant"]}
+    honest = {s.network.meters[m] for m in outage.meters} - {
+        s.network.meters[m]
+        for m in np.flatnonzero(np.isin(s.network.meter_transformer, s.over_voltage_transformers))
+    }
+    assert honest
+    assert not honest & failing
+    # Without the outage's events the zero readings still count as an interruption.
+    events = s.power_events
+    keep = ~np.isin(events.meter, outage.meters)
+    silent = type(events)(events.meter[keep], events.at[keep], events.kind[keep])
+    failing = {
+        row["serial"]
+        for row in run(s, voltage_v=voltage, power_events=silent)["pq"]["non_compliant"]
+    }
+    assert not honest & failing

@@ -221,6 +221,28 @@ def _shape(name: str, array: np.ndarray, shape: tuple[int, int]) -> None:
         raise InvalidInputError(name, array.shape, f"must have shape {shape}")
 
 
+def interrupted_intervals(
+    outages: OutageReport,
+    voltage_v: npt.NDArray[np.floating[Any]],
+    *,
+    start: float,
+    interval_s: int,
+    nominal_v: float,
+) -> npt.NDArray[np.bool_]:
+    """Intervals to leave out of the EN 50160 statistics: those that overlap an outage of
+    the meter (from ``outages``), and those whose mean voltage is below 10 % of nominal
+    (an interruption, IEC 61000-4-30 5.5.4, that no last gasp reported)."""
+    flagged = np.asarray(voltage_v < 0.1 * nominal_v)
+    n_int = voltage_v.shape[1]
+    for outage in outages.outages:
+        stop = start + n_int * interval_s if outage.open else outage.end
+        first = max(int((outage.start - start) // interval_s), 0)
+        last = min(int(np.ceil((stop - start) / interval_s)), n_int)
+        if first < last:
+            flagged[np.concatenate([outage.meters, outage.inferred]), first:last] = True
+    return flagged
+
+
 def analyse(
     network: NetworkModel,
     *,
@@ -298,7 +320,10 @@ def analyse(
     if voltage_v is None:
         notes.append("power quality: no voltage data")
     elif WEEK_S % interval_s == 0 and n_int >= WEEK_S // interval_s:
-        voltage = voltage_compliance(voltage_v, interval_s, nominal_v)
+        flagged = interrupted_intervals(
+            outages, voltage_v, start=first, interval_s=interval_s, nominal_v=nominal_v
+        )
+        voltage = voltage_compliance(voltage_v, interval_s, nominal_v, flagged=flagged)
     else:
         notes.append("power quality: EN 50160 statistics need one complete week of data")
 
