@@ -45,4 +45,3 @@ def main() -> None:
         if exc.hint:
             _err.print(f"[yellow]next:[/] {exc.hint}")
         sys.exit(2)
-
