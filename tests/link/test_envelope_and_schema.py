@@ -277,3 +277,27 @@ def test_topics_parse_and_refuse() -> None:
     ):
         with pytest.raises(SchemaError):
             parse(bad)
+
+
+@pytest.mark.parametrize(
+    ("row", "field"),
+    [
+        ([2**63, 2, 3, 4, 5, 6, 7, 8, 0], "body.rows[1][0]"),  # seq beyond uint63
+        ([1, -1, 3, 4, 5, 6, 7, 8, 0], "body.rows[1][1]"),  # interval end before 1970
+        ([1, 2, True, 4, 5, 6, 7, 8, 0], "body.rows[1][2]"),  # CBOR true is no integer
+        ([1, 2, 3, 4, 5, 6, 7, 8, 2**32], "body.rows[1][8]"),  # status beyond uint32
+        ([1, 2, 3, 4, 5, 6, 7, 8], "body.rows[1]"),  # a channel missing
+        ({"seq": 1}, "body.rows[1]"),
+    ],
+)
+def test_profile_rows_are_checked_on_the_fast_path_too(row: object, field: str) -> None:
+    """Well-formed rows take a fast path; every bad one still names its field."""
+    import cbor2
+
+    good = [7, 1_704_069_000, 3, 4, 5, 6, 23000, 15000, 0]
+    wire = [1, 2, "M1", 1, 2, 3, [1800, [good, row]]]
+    with pytest.raises(SchemaError) as error:
+        decode(cbor2.dumps(wire))
+    assert error.value.field == field
+    (decoded,) = decode(cbor2.dumps([1, 2, "M1", 1, 2, 3, [1800, [good]]])).body.rows  # type: ignore[union-attr]
+    assert decoded == ProfileRow(7, 1_704_069_000, 3, 4, 5, 6, 23000, 15000, 0)

@@ -70,6 +70,7 @@ PROFILE_CHANNELS = (
     ("1.0.12.27.0.255", "average_voltage_cv", 0.01),
     ("1.0.1.5.0.255", "demand_dw", 0.1),
 )
+_CHANNEL_CODES = tuple(obis for obis, _, _ in PROFILE_CHANNELS)
 URGENT_KINDS = (MessageKind.ALARM, MessageKind.RESPONSE)
 BULK_KINDS = (
     MessageKind.REGISTERS,
@@ -158,6 +159,28 @@ class _Rows:
     events: dict[str, list[Any]] = field(default_factory=lambda: defaultdict(list))
 
 
+_KEYS_PER_QUERY = 256
+#: Idempotency keys in one ACK message at most.
+_KEYS_PER_ACK = 1024
+
+
+def _applied_keys(db: Any, keys: list[tuple[str, int, int]]) -> set[tuple[str, int, int]]:
+    """Which of ``keys`` (meter, origin, seq) the ``applied`` table holds already."""
+    found: set[tuple[str, int, int]] = set()
+    for start in range(0, len(keys), _KEYS_PER_QUERY):
+        chunk = keys[start : start + _KEYS_PER_QUERY]
+        values = ", ".join(["(?, ?, ?)"] * len(chunk))
+        found.update(
+            db.execute(
+                f"WITH k(meter, origin, seq) AS (VALUES {values}) "  # only placeholders
+                "SELECT a.meter, a.origin, a.seq FROM k JOIN applied a "
+                "ON a.meter = k.meter AND a.origin = k.origin AND a.seq = k.seq",
+                [field for key in chunk for field in key],
+            ).fetchall()
+        )
+    return found
+
+
 class IngestWorker:
     """One ingest worker.
 
@@ -219,26 +242,65 @@ class IngestWorker:
         await cancel_all(tasks)
 
     async def _drain(self, queue: asyncio.Queue[tuple[str, bytes, str]], *, urgent: bool) -> None:
-        limit = self.config.max_batch
+        # Acknowledgements go out from their own task (_send_acks), so that the broker's
+        # PUBACK round trips do not hold up ingest; the keys of batches committed while
+        # one round is in flight are sent together in the next (one ACK per meter and
+        # path), never before their batch is committed.
+        pending: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
+        ready = asyncio.Event()
+        sender = asyncio.create_task(self._send_acks(pending, ready), name="ingest-acks")
+        try:
+            while True:
+                acks = await self._next_batch(queue, urgent=urgent)
+                if not acks:
+                    continue
+                for target, keys in acks.items():
+                    pending[target].extend(keys)
+                ready.set()
+        finally:
+            await cancel_all([sender])
+
+    async def _send_acks(
+        self, pending: dict[tuple[str, str], list[tuple[int, int]]], ready: asyncio.Event
+    ) -> None:
         while True:
-            batch = [await queue.get()]
-            if not urgent and self.config.max_wait_s > 0 and queue.qsize() < limit:
-                await asyncio.sleep(self.config.max_wait_s)
-            while len(batch) < limit and not queue.empty():
-                batch.append(queue.get_nowait())
+            await ready.wait()
+            ready.clear()
+            this_round, other = {}, {}
+            for target, keys in pending.items():
+                this_round[target], other[target] = keys[:_KEYS_PER_ACK], keys[_KEYS_PER_ACK:]
+            pending.clear()
+            for target, keys in other.items():
+                if keys:
+                    pending[target] = keys
+                    ready.set()
             try:
-                acks = self.process(batch)
-            except MeterstackError as exc:
-                # The store or the sink failed: nothing of the batch was applied or
-                # acknowledged, so the meters send it again.
-                self.stats.failed_batches += 1
-                self.stats.last_error = str(exc)
-                continue
-            except Exception as exc:  # a sink's bug must not stop ingest for good
-                self.stats.failed_batches += 1
-                self.stats.last_error = f"{type(exc).__name__}: {exc}"
-                continue
-            await self.acknowledge(acks)
+                await self.acknowledge(this_round)
+            except Exception as exc:  # the meters send again; their duplicates are re-acked
+                self.stats.ack_failures += 1
+                self.stats.last_error = f"acknowledgement failed: {exc!r}"
+
+    async def _next_batch(
+        self, queue: asyncio.Queue[tuple[str, bytes, str]], *, urgent: bool
+    ) -> dict[tuple[str, str], list[tuple[int, int]]] | None:
+        """Take one batch from ``queue`` and apply it; None when it failed as a whole."""
+        limit = self.config.max_batch
+        batch = [await queue.get()]
+        if not urgent and self.config.max_wait_s > 0 and queue.qsize() < limit:
+            await asyncio.sleep(self.config.max_wait_s)
+        while len(batch) < limit and not queue.empty():
+            batch.append(queue.get_nowait())
+        try:
+            return self.process(batch)
+        except MeterstackError as exc:
+            # The store or the sink failed: nothing of the batch was applied or
+            # acknowledged, so the meters send it again.
+            self.stats.failed_batches += 1
+            self.stats.last_error = str(exc)
+        except Exception as exc:  # a sink's bug must not stop ingest for good
+            self.stats.failed_batches += 1
+            self.stats.last_error = f"{type(exc).__name__}: {exc}"
+        return None
 
     # ---------------------------------------------------------------- processing
     def _record(self, serial: str, *, reload: bool = False) -> MeterRecord | None:
@@ -280,7 +342,7 @@ class IngestWorker:
                 raise EnvelopeError(
                     RejectReason.UNKNOWN_KEY, f"key generation {header.key_id} not accepted"
                 )
-        _, plaintext = open_frame(frame, keys, verify_key=record.verify_key)
+        _, plaintext = open_frame(frame, keys, verify_key=record.verify_key, header=header)
         try:
             message = decode(plaintext)
         except InvalidInputError as exc:
@@ -309,11 +371,14 @@ class IngestWorker:
         alarms: list[AlarmNotice] = []
         responses: list[ResponseNotice] = []
         rejected: list[tuple[_Opened, RejectReason, str]] = []
+        applied = duplicates = 0
         with self.store.transaction() as db:
             self.replay.forget()
+            self.replay.load(item.header.system_title for item in opened)
             rows = _Rows()
             touched: dict[bytes, None] = {}
             seen_paths: dict[str, str] = {}
+            fresh: list[Message] = []
             for item in opened:
                 header, message = item.header, item.message
                 if self.replay.seen(header.system_title, header.invocation_counter):
@@ -329,26 +394,33 @@ class IngestWorker:
                     self.store.save_ring(record.serial, record.ring)
                 seen_paths[record.serial] = item.path
                 acks[(record.serial, item.path)].append((message.origin, message.seq))
-                cursor = db.execute(
-                    "INSERT OR IGNORE INTO applied VALUES (?, ?, ?, ?)",
-                    (message.meter, message.origin, message.seq, now),
-                )
-                if cursor.rowcount == 0:
-                    self.stats.duplicates += 1
+                fresh.append(message)
+            # Idempotency: the keys of the batch already applied (by this or another
+            # worker), in one query; the new ones are recorded in one statement.
+            done = _applied_keys(db, [(m.meter, m.origin, m.seq) for m in fresh])
+            new_keys: list[tuple[str, int, int, float]] = []
+            for message in fresh:
+                key = (message.meter, message.origin, message.seq)
+                if key in done:
+                    duplicates += 1
                     continue
-                self.stats.applied += 1
+                done.add(key)
+                new_keys.append((*key, now))
+                applied += 1
                 self._apply(db, message, rows=rows, alarms=alarms, responses=responses, now=now)
-            for sender in touched:
-                self.replay.persist(sender)
+            db.executemany("INSERT INTO applied VALUES (?, ?, ?, ?)", new_keys)
+            self.replay.persist_all(touched)
+            db.executemany(
+                "UPDATE meters SET last_path = ?, last_seen = ? WHERE serial = ?",
+                [(path, now, serial) for serial, path in seen_paths.items()],
+            )
             for serial, path in seen_paths.items():
-                db.execute(
-                    "UPDATE meters SET last_path = ?, last_seen = ? WHERE serial = ?",
-                    (path, now, serial),
-                )
                 cached = self._records.get(serial)
                 if cached is not None:
                     cached.last_path = path
             self._write(rows)
+        self.stats.applied += applied
+        self.stats.duplicates += duplicates
         self.stats.batches += 1
         for item, reason, detail in rejected:
             self._reject(item.topic, item.frame, reason, detail)
@@ -381,13 +453,23 @@ class IngestWorker:
         meter, body = message.meter, message.body
         if isinstance(body, ProfileBlock):
             target = rows.intervals
+            count = len(body.rows) * len(PROFILE_CHANNELS)
+            target["meter"].extend([meter] * count)
+            target["channel"].extend(_CHANNEL_CODES * len(body.rows))
             for row in body.rows:
-                for obis, attribute, scale in PROFILE_CHANNELS:
-                    target["meter"].append(meter)
-                    target["channel"].append(obis)
-                    target["interval_end"].append(row.interval_end_s)
-                    target["value"].append(getattr(row, attribute) * scale)
-                    target["status"].append(row.status)
+                end, status = row.interval_end_s, row.status
+                target["interval_end"].extend((end,) * len(PROFILE_CHANNELS))
+                target["value"].extend(  # PROFILE_CHANNELS' order and scales
+                    (
+                        row.a_plus_wh * 1.0,
+                        row.a_minus_wh * 1.0,
+                        row.r_plus_varh * 1.0,
+                        row.r_minus_varh * 1.0,
+                        row.average_voltage_cv * 0.01,
+                        row.demand_dw * 0.1,
+                    )
+                )
+                target["status"].extend((status,) * len(PROFILE_CHANNELS))
         elif isinstance(body, RegisterRead):
             for code, value in body.values:
                 rows.registers["meter"].append(meter)

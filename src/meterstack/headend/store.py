@@ -246,6 +246,33 @@ class HeadEndStore:
                 (sender, top, blob),
             )
 
+    def load_windows(self, senders: list[bytes]) -> dict[bytes, tuple[int, int]]:
+        """:meth:`load_window` for several senders in one query."""
+        found: dict[bytes, tuple[int, int]] = {}
+        for start in range(0, len(senders), 500):
+            chunk = senders[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            rows = self.query(
+                f"SELECT sender, top, bitmap FROM windows WHERE sender IN ({marks})",  # only ?s
+                tuple(chunk),
+            )
+            for sender, top, bitmap in rows:
+                found[bytes(sender)] = (int(top), int.from_bytes(bitmap, "big"))
+        return found
+
+    def save_windows(self, windows: list[tuple[bytes, int, int]]) -> None:
+        """:meth:`save_window` for several senders in one statement."""
+        rows = [
+            (sender, top, bitmap.to_bytes((bitmap.bit_length() + 7) // 8 or 1, "big"))
+            for sender, top, bitmap in windows
+        ]
+        with self.transaction() as db:
+            db.executemany(
+                "INSERT INTO windows VALUES (?, ?, ?) ON CONFLICT(sender) DO UPDATE SET "
+                "top = excluded.top, bitmap = excluded.bitmap",
+                rows,
+            )
+
     # ---------------------------------------------------------------- dead letters
     def add_dead_letter(self, letter: DeadLetter) -> None:
         with self.transaction() as db:

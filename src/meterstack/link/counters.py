@@ -19,6 +19,7 @@ References
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -177,3 +178,30 @@ class ReplayGuard:
     def forget(self) -> None:
         """Drop the cached windows (another process may have moved them)."""
         self._windows.clear()
+
+    def load(self, senders: Iterable[bytes]) -> None:
+        """Read the windows of ``senders`` now, in one query where the store offers
+        ``load_windows`` (a receiver does this at the start of a batch)."""
+        missing = [sender for sender in dict.fromkeys(senders) if sender not in self._windows]
+        load_many = getattr(self._store, "load_windows", None)
+        if load_many is None:
+            for sender in missing:
+                self._window(sender)
+            return
+        saved: dict[bytes, tuple[int, int]] = load_many(missing)
+        for sender in missing:
+            window = ReplayWindow(self._size)
+            if sender in saved:
+                window.top, window.bitmap = saved[sender]
+            self._windows[sender] = window
+
+    def persist_all(self, senders: Iterable[bytes]) -> None:
+        """:meth:`persist` for several senders, in one statement where the store offers
+        ``save_windows``."""
+        senders = list(senders)
+        save_many = getattr(self._store, "save_windows", None)
+        if save_many is None:
+            for sender in senders:
+                self.persist(sender)
+            return
+        save_many([(s, self._window(s).top, self._window(s).bitmap) for s in senders])

@@ -37,6 +37,7 @@ References
 
 from __future__ import annotations
 
+import functools
 import struct
 from dataclasses import dataclass
 from enum import IntEnum
@@ -160,9 +161,14 @@ def read_header(frame: bytes) -> EnvelopeHeader:
     return EnvelopeHeader(suite, key_id, title, counter)
 
 
+@functools.lru_cache(maxsize=4096)
+def _algorithm(suite: SecuritySuite, key: bytes) -> algorithms.AES | algorithms.SM4:
+    """The block cipher of ``key``, made once per key (a receiver opens many frames)."""
+    return algorithms.SM4(key) if suite is SecuritySuite.SM4_GCM else algorithms.AES(key)
+
+
 def _cipher(suite: SecuritySuite, key: bytes, mode: modes.GCM) -> Cipher[modes.GCM]:
-    algorithm = algorithms.SM4(key) if suite is SecuritySuite.SM4_GCM else algorithms.AES(key)
-    return Cipher(algorithm, mode)
+    return Cipher(_algorithm(suite, key), mode)
 
 
 def seal(
@@ -214,8 +220,11 @@ def open_frame(
     keys: SessionKeys,
     *,
     verify_key: ec.EllipticCurvePublicKey | None = None,
+    header: EnvelopeHeader | None = None,
 ) -> tuple[EnvelopeHeader, bytes]:
     """Verify and decrypt ``frame`` with ``keys``; return its header and the plaintext.
+
+    ``header`` is ``read_header(frame)`` when the caller has parsed it already.
 
     The caller checks the invocation counter against its replay window *after* this
     succeeds, so an unauthenticated frame never moves the window.
@@ -226,7 +235,8 @@ def open_frame(
         ``MALFORMED``, ``SUITE_MISMATCH`` (not the suite of ``keys``), ``UNKNOWN_KEY``
         (another key generation), ``BAD_SIGNATURE`` or ``AUTHENTICATION_FAILED``.
     """
-    header = read_header(frame)
+    if header is None:
+        header = read_header(frame)
     if header.suite is not keys.suite:
         raise EnvelopeError(
             RejectReason.SUITE_MISMATCH,

@@ -402,6 +402,12 @@ def _body_from_wire(kind: MessageKind, body: Any) -> Body:
 
 
 def _profile_row(row: Any, i: int) -> ProfileRow:
+    # The common case checked at once (exact ints in range); anything else takes the
+    # field-by-field path below, which names the offending field.
+    if type(row) is list and len(row) == 9 and all(type(item) is int for item in row):
+        seq, end, a_plus, a_minus, r_plus, r_minus, voltage, demand, status = row
+        if 0 <= seq < _UINT63 and 0 <= end < _UINT63 and 0 <= status < _UINT32:
+            return ProfileRow(seq, end, a_plus, a_minus, r_plus, r_minus, voltage, demand, status)
     items = _array(row, f"body.rows[{i}]", 9)
     where = f"body.rows[{i}]"
     seq = _uint(items[0], f"{where}[0]", _UINT63)

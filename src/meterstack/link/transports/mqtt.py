@@ -10,9 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import time
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any, cast
 
 import aiomqtt
 from paho.mqtt.packettypes import PacketTypes
@@ -95,6 +97,7 @@ class MqttTransport:
         self._client: aiomqtt.Client | None = None
         self._connected = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
+        self._incoming: _DirectQueue | None = None
         self._stopping = False
         self.connections = 0
         self.handler_errors = 0
@@ -136,7 +139,11 @@ class MqttTransport:
             properties = Properties(PacketTypes.CONNECT)  # type: ignore[no-untyped-call]
             if self.session_expiry_s:
                 properties.SessionExpiryInterval = self.session_expiry_s
-        return aiomqtt.Client(
+        # Messages are handed to ``on_message`` as paho decodes them (see _DirectQueue):
+        # aiomqtt's message iterator costs a task and an asyncio.wait per message.
+        self._incoming = None
+        queue_type = functools.partial(_DirectQueue, deliver=self._deliver_now, owner=self)
+        client = aiomqtt.Client(
             self.host,
             self.port,
             identifier=self.client_id,
@@ -149,7 +156,12 @@ class MqttTransport:
             timeout=self.publish_timeout_s,
             properties=properties,
             max_inflight_messages=self.max_inflight,
+            queue_type=cast("type[asyncio.Queue[aiomqtt.Message]]", queue_type),
         )
+        # Publishes waiting for their PUBACK are normal up to the in-flight window (an
+        # ingest worker acknowledges many meters at once): aiomqtt warns beyond 10.
+        client.pending_calls_threshold = self.max_inflight
+        return client
 
     async def _run(self) -> None:
         delay = self.reconnect_min_s
@@ -164,16 +176,27 @@ class MqttTransport:
                     self.health.connected = True
                     self._connected.set()
                     delay = self.reconnect_min_s
-                    async for message in client.messages:
+                    # Synchronous handlers ran as the messages arrived; what comes out of
+                    # the queue are the awaitables of asynchronous ones, in arrival order.
+                    async for pending in client.messages:
                         if self._stop_requested():
                             return
-                        await self._deliver(str(message.topic), message.payload)
+                        await cast("Awaitable[None]", pending)
             except aiomqtt.MqttError as exc:
                 self._mark_down(str(exc))
             except (OSError, TimeoutError) as exc:
                 self._mark_down(f"{type(exc).__name__}: {exc}")
             finally:
                 self._client = None
+                leftovers = self._incoming.drain() if self._incoming is not None else []
+                if self._stop_requested():  # stopping: dropped, as before
+                    for leftover in leftovers:
+                        _discard(leftover)
+                    leftovers = []
+            # Messages the broker delivered before the link dropped: an asynchronous
+            # handler still gets them.
+            for leftover in leftovers:
+                await leftover
             if self._stop_requested():
                 return
             self._mark_down(self.health.last_error or "disconnected")
@@ -183,18 +206,31 @@ class MqttTransport:
     def _stop_requested(self) -> bool:
         return self._stopping
 
-    async def _deliver(self, topic: str, payload: object) -> None:
-        if self.on_message is None:
-            return
+    def _deliver_now(self, message: aiomqtt.Message) -> Awaitable[None] | None:
+        """Hand one message to the handler; return what is left to await, if anything."""
+        if self.on_message is None or self._stopping:
+            return None
+        topic, payload = message.topic.value, cast("object", message.payload)
         if not isinstance(payload, bytes | bytearray):
             payload = b"" if payload is None else str(payload).encode()
         try:
             result = self.on_message(topic, bytes(payload), self.name)
-            if inspect.isawaitable(result):
-                await result
         except Exception as exc:  # a handler's bug must not take the connection down
-            self.handler_errors += 1
-            self.errors = [*self.errors, f"handler failed on {topic}: {exc!r}"][-10:]
+            self._handler_failed(topic, exc)
+            return None
+        if inspect.isawaitable(result):
+            return self._guard(topic, result)
+        return None
+
+    async def _guard(self, topic: str, result: Awaitable[None]) -> None:
+        try:
+            await result
+        except Exception as exc:
+            self._handler_failed(topic, exc)
+
+    def _handler_failed(self, topic: str, exc: Exception) -> None:
+        self.handler_errors += 1
+        self.errors = [*self.errors, f"handler failed on {topic}: {exc!r}"][-10:]
 
     def _mark_down(self, error: str) -> None:
         if self._connected.is_set() or error != self.health.last_error:
@@ -240,6 +276,46 @@ class MqttTransport:
             "degraded": self.degraded,
             "last_errors": list(self.errors),
         }
+
+
+class _DirectQueue(asyncio.Queue[Any]):
+    """aiomqtt's incoming queue, delivering each message to the handler at once.
+
+    paho decodes a PUBLISH inside the event loop's reader callback and aiomqtt puts it
+    here: ``deliver`` runs the transport's handler there and then, in arrival order; only
+    the awaitable of an asynchronous handler is queued, for the connection loop to await
+    in order. The broker's PUBACK still follows the handler's return, as before.
+    """
+
+    def __init__(
+        self,
+        maxsize: int = 0,
+        *,
+        deliver: Callable[[aiomqtt.Message], Awaitable[None] | None],
+        owner: MqttTransport,
+    ) -> None:
+        super().__init__(maxsize)
+        self._deliver = deliver
+        owner._incoming = self  # drained by the transport after a disconnect
+
+    def put_nowait(self, item: Any) -> None:
+        pending = self._deliver(item)
+        if pending is not None:
+            super().put_nowait(pending)
+
+    def drain(self) -> list[Awaitable[None]]:
+        """Take what is still queued (the awaitables not yet awaited)."""
+        items = []
+        while not self.empty():
+            items.append(self.get_nowait())
+        return items
+
+
+def _discard(pending: Awaitable[None]) -> None:
+    """Drop an awaitable never to be awaited (a coroutine is closed, so no warning)."""
+    close = getattr(pending, "close", None)
+    if close is not None:
+        close()
 
 
 def _health_dict(health: PathHealth) -> dict[str, object]:
