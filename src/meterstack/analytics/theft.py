@@ -69,7 +69,12 @@ class TheftThresholds:
 
 @dataclass(frozen=True)
 class Suspect:
-    """One customer on the inspection list, with the evidence."""
+    """One customer on the inspection list, with the evidence.
+
+    ``stolen_share`` is the estimated share of the load that bypasses the meter, from the
+    best-fitting window; ``stolen_wh`` applies it to everything the meter recorded over the
+    period (an upper estimate when the theft began within the period). [Wh]
+    """
 
     meter: int
     serial: str
