@@ -14,13 +14,20 @@ from typing import Any
 
 from meterstack.core.time import SystemClock
 from meterstack.headend import HeadEndStore
-from meterstack.headend.ingest import IngestWorker
+from meterstack.headend.ingest import IngestConfig, IngestWorker
 from meterstack.link import provision
 from meterstack.link.counters import ReplayGuard
 from meterstack.link.envelope import seal
 from meterstack.link.errors import RejectReason
 from meterstack.link.keys import MeterCredentials
-from meterstack.link.schema import Message, MessageKind, ProfileBlock, ProfileRow, encode
+from meterstack.link.schema import (
+    AlarmBody,
+    Message,
+    MessageKind,
+    ProfileBlock,
+    ProfileRow,
+    encode,
+)
 from meterstack.link.store import LinkDatabase
 from meterstack.link.transports import MqttTransport
 
@@ -173,3 +180,61 @@ async def test_transport_hands_over_in_order_and_outlives_a_failing_handler(
     assert got_async == [str(n).encode() for n in range(20) if n != 3]
     assert [s.handler_errors for s in subscribers] == [1, 1]
     assert all(any("handler bug" in e for e in s.errors) for s in subscribers)
+
+
+def alarm_frame(credentials: MeterCredentials, seq: int, counter: int) -> tuple[str, bytes, str]:
+    message = Message(
+        MessageKind.ALARM,
+        credentials.serial,
+        ORIGIN,
+        seq,
+        1_704_067_200_000 + seq,
+        AlarmBody(1_704_067_200_000, 1, "terminal cover opened"),
+    )
+    frame = seal(
+        encode(message),
+        credentials.keys,
+        system_title=credentials.system_title,
+        invocation_counter=counter,
+    )
+    return (f"meterstack/v1/{credentials.serial}/up/alarm", frame, "primary")
+
+
+async def test_an_alarm_overtakes_a_bulk_batch_being_opened(tmp_path: Path) -> None:
+    # 1000 profile frames in one batch take many milliseconds to open; an alarm arriving
+    # once the batch has started is applied (and handed to the alarm handler) before the
+    # batch reaches the sink, and the batch is still applied whole, exactly once. (No
+    # partial-batch wait: the bulk task starts opening at once.)
+    store = HeadEndStore(tmp_path / "headend.db", os.urandom(16))
+    credentials = provision("MS0001")
+    store.register_meter(credentials)
+    order: list[str] = []
+
+    class OrderSink(RecordingSink):
+        def ingest_intervals(self, batch: Any) -> Any:
+            order.append(f"profile x{batch.num_rows // 6}")
+            return super().ingest_intervals(batch)
+
+    sink = OrderSink()
+    worker = IngestWorker(
+        store,
+        sink,
+        None,
+        clock=SystemClock(),
+        config=IngestConfig(max_batch=1000, max_wait_s=0.0),
+        on_alarm=lambda notice: order.append(f"alarm {notice.detail}"),
+    )
+    for seq in range(1, 1001):
+        worker.on_message(*profile_frame(credentials, seq, seq))
+    worker.start()
+    try:
+        await asyncio.sleep(0)  # the bulk task takes its batch and starts opening it
+        assert order == []
+        worker.on_message(*alarm_frame(credentials, 1001, 1001))
+        assert await wait_until(lambda: len(order) == 2, 30)
+    finally:
+        await worker.stop()
+        store.close()
+    assert order == ["alarm terminal cover opened", "profile x1000"]
+    assert worker.stats.applied == 1001
+    assert sink.profile_seqs("MS0001") == 1000

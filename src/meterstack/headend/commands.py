@@ -257,12 +257,14 @@ class CommandDispatcher:
             body = CommandBody(
                 command.id, command.name, command.args, round(command.expires * 1000)
             )
+            # Sent or not, the attempt counts and the timeout runs: a retry follows. It is
+            # counted before the publish: the meter's answer can be applied before the
+            # broker's PUBACK wakes this task, and a settled command is not marked again.
+            self.queue.mark_sent(command.id, now, command.timeout_s)
             try:
                 await self.downlink.send(record, MessageKind.COMMAND, body, seq=command.id)
             except LinkDownError:
                 self.send_failures += 1
-            # Sent or not, the attempt counts and the timeout runs: a retry follows.
-            self.queue.mark_sent(command.id, now, command.timeout_s)
             sent += 1
         return sent
 

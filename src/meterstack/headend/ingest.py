@@ -22,6 +22,7 @@ processed as soon as they come, never behind a batch of bulk data.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections import defaultdict
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -160,6 +161,8 @@ class _Rows:
 
 
 _KEYS_PER_QUERY = 256
+#: How long a bulk batch is opened before the event loop gets a turn (alarms first). [s]
+_BULK_SLICE_S = 0.002
 #: Idempotency keys in one ACK message at most.
 _KEYS_PER_ACK = 1024
 
@@ -291,7 +294,20 @@ class IngestWorker:
         while len(batch) < limit and not queue.empty():
             batch.append(queue.get_nowait())
         try:
-            return self.process(batch)
+            if urgent:
+                return self.process(batch)
+            # A bulk batch is opened (GCM, signatures, a meter's keys read on first sight)
+            # a slice at a time, handing the event loop back between slices: an alarm that
+            # arrives meanwhile is read off its connection and applied by the urgent task
+            # before the bulk batch goes on, never behind the whole batch.
+            opened: list[_Opened] = []
+            slice_start = time.perf_counter()
+            for item in batch:
+                opened.extend(self._open_all([item]))
+                if time.perf_counter() - slice_start > _BULK_SLICE_S:
+                    await asyncio.sleep(0)
+                    slice_start = time.perf_counter()
+            return self._apply_opened(opened)
         except MeterstackError as exc:
             # The store or the sink failed: nothing of the batch was applied or
             # acknowledged, so the meters send it again.
@@ -357,6 +373,10 @@ class IngestWorker:
         self, batch: list[tuple[str, bytes, str]]
     ) -> dict[tuple[str, str], list[tuple[int, int]]]:
         """Apply one batch; return the acknowledgements to send, by ``(meter, path)``."""
+        return self._apply_opened(self._open_all(batch))
+
+    def _open_all(self, batch: list[tuple[str, bytes, str]]) -> list[_Opened]:
+        """Open the frames of ``batch``; refused ones go to the dead letters."""
         self.stats.frames += len(batch)
         opened: list[_Opened] = []
         for topic, frame, path in batch:
@@ -364,6 +384,10 @@ class IngestWorker:
                 opened.append(self._open(topic, frame, path))
             except EnvelopeError as exc:
                 self._reject(topic, frame, exc.reason, exc.detail)
+        return opened
+
+    def _apply_opened(self, opened: list[_Opened]) -> dict[tuple[str, str], list[tuple[int, int]]]:
+        """Apply opened frames in one transaction; the acknowledgements to send."""
         acks: dict[tuple[str, str], list[tuple[int, int]]] = defaultdict(list)
         if not opened:
             return acks

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import socket
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
@@ -161,6 +162,7 @@ class MqttTransport:
         # Publishes waiting for their PUBACK are normal up to the in-flight window (an
         # ingest worker acknowledges many meters at once): aiomqtt warns beyond 10.
         client.pending_calls_threshold = self.max_inflight
+        _set_nodelay_on_open(client)
         return client
 
     async def _run(self) -> None:
@@ -309,6 +311,25 @@ class _DirectQueue(asyncio.Queue[Any]):
         while not self.empty():
             items.append(self.get_nowait())
         return items
+
+
+def _set_nodelay_on_open(client: aiomqtt.Client) -> None:
+    """Turn Nagle's algorithm off on the client's socket as soon as it is opened.
+
+    paho leaves it on: a small frame (an alarm, a PUBACK) written while an earlier segment
+    is still unacknowledged then waits for the peer's delayed ACK (up to 40 ms on Linux)
+    instead of leaving at once.
+    """
+    paho = client._client  # aiomqtt installs its own socket callbacks: wrap them
+    opened = paho.on_socket_open
+
+    def on_socket_open(mqttc: Any, userdata: Any, sock: Any) -> None:
+        with contextlib.suppress(OSError, AttributeError):
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        if opened is not None:
+            opened(mqttc, userdata, sock)
+
+    paho.on_socket_open = on_socket_open
 
 
 def _discard(pending: Awaitable[None]) -> None:
