@@ -21,20 +21,18 @@ from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
-import pyarrow as pa
 import pytest
 import uvicorn
 
 from meterstack.api import create_app, create_user
 from meterstack.core.config import load_settings
-from meterstack.mdm.ingest import INTERVAL_SCHEMA
 from meterstack.mdm.intervals import DuckDBIntervalStore, MeterRegistration
 from meterstack.mdm.operational import create_operational_engine, migrate
 from meterstack.meter.events import EventCode
 from meterstack.sim.grid import GridScenario, generate_grid
 from meterstack.vending import StsParameters
 from tests.analytics.test_from_store import write_scenario
+from tests.api.conftest import hourly_load
 from tests.conftest import IN_CI
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -71,21 +69,6 @@ def _playwright() -> Any:
     return sync_api
 
 
-def _half_hours(meter: str, days: int, kw: float, end: datetime) -> pa.Table:
-    n = days * 48
-    ends = int(end.timestamp()) - 1800 * np.arange(n)[::-1]
-    return pa.table(
-        {
-            "meter": [meter] * n,
-            "channel": ["1.0.1.8.0.255"] * n,
-            "interval_end": pa.array(ends).cast(pa.timestamp("s", tz="UTC")),
-            "value": pa.array(np.full(n, kw * 500.0)),
-            "status": pa.array(np.zeros(n, np.int32)),
-        },
-        schema=INTERVAL_SCHEMA,
-    )
-
-
 @dataclass
 class Server:
     url: str
@@ -110,8 +93,8 @@ def _seed(tmp: Path) -> tuple[Any, Any, Any, int, GridScenario]:
     app = create_app(settings, engine=engine, store=store, network=grid.network)
     now = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     store.register_meters([MeterRegistration("MA1"), MeterRegistration("MB1")])
-    store.ingest_intervals(_half_hours("MA1", 3, 1.0, now))
-    store.ingest_intervals(_half_hours("MB1", 3, 2.0, now))
+    store.ingest_intervals(hourly_load("MA1", 3, 1.0, now))
+    store.ingest_intervals(hourly_load("MB1", 3, 2.0, now))
     service = app.state.context.vending
     alice = service.create_customer("Alice", "test")
     bob = service.create_customer("Bob", "test")
