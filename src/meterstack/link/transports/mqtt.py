@@ -14,7 +14,7 @@ import functools
 import inspect
 import socket
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Generator, Sequence
 from typing import Any, cast
 
 import aiomqtt
@@ -182,6 +182,7 @@ class MqttTransport:
                     # the queue are the awaitables of asynchronous ones, in arrival order.
                     async for pending in client.messages:
                         if self._stop_requested():
+                            _discard(cast("Awaitable[None]", pending))
                             return
                         await cast("Awaitable[None]", pending)
             except aiomqtt.MqttError as exc:
@@ -221,14 +222,8 @@ class MqttTransport:
             self._handler_failed(topic, exc)
             return None
         if inspect.isawaitable(result):
-            return self._guard(topic, result)
+            return _Guarded(self, topic, result)
         return None
-
-    async def _guard(self, topic: str, result: Awaitable[None]) -> None:
-        try:
-            await result
-        except Exception as exc:
-            self._handler_failed(topic, exc)
 
     def _handler_failed(self, topic: str, exc: Exception) -> None:
         self.handler_errors += 1
@@ -278,6 +273,32 @@ class MqttTransport:
             "degraded": self.degraded,
             "last_errors": list(self.errors),
         }
+
+
+class _Guarded:
+    """An asynchronous handler's awaitable, its failure counted instead of raised.
+
+    Nothing runs until it is awaited; :meth:`close` drops the handler's own coroutine
+    unrun (a transport that stops with messages still queued), so none is left never
+    awaited.
+    """
+
+    def __init__(self, transport: MqttTransport, topic: str, result: Awaitable[None]) -> None:
+        self._transport = transport
+        self._topic = topic
+        self._result = result
+
+    def __await__(self) -> Generator[Any, None, None]:
+        return self._run().__await__()
+
+    async def _run(self) -> None:
+        try:
+            await self._result
+        except Exception as exc:
+            self._transport._handler_failed(self._topic, exc)
+
+    def close(self) -> None:
+        _discard(self._result)
 
 
 class _DirectQueue(asyncio.Queue[Any]):
