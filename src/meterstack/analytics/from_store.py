@@ -39,7 +39,9 @@ from meterstack.analytics.outages import PowerEventKind, PowerEvents
 from meterstack.analytics.run import GridReport, analyse
 from meterstack.core.errors import InvalidInputError
 from meterstack.core.time import ensure_utc
+from meterstack.mdm import channels
 from meterstack.mdm.operational.models import Alarm
+from meterstack.meter.events import EventCode
 
 if TYPE_CHECKING:
     from sqlalchemy import Engine
@@ -48,20 +50,23 @@ if TYPE_CHECKING:
 
 __all__ = ["FRAUD_CODES", "GridInputs", "assemble"]
 
-A_PLUS = "1.0.1.8.0.255"
-A_MINUS = "1.0.2.8.0.255"
-AVERAGE_VOLTAGE = "1.0.12.27.0.255"
+A_PLUS = channels.A_PLUS.obis
+A_MINUS = channels.A_MINUS.obis
+AVERAGE_VOLTAGE = channels.AVERAGE_VOLTAGE.obis
 #: IDIS power-failure log: power down (the last gasp) and power up (the restore).
-POWER_CODES = {1: PowerEventKind.LAST_GASP, 2: PowerEventKind.RESTORE}
+POWER_CODES = {
+    int(EventCode.POWER_DOWN): PowerEventKind.LAST_GASP,
+    int(EventCode.POWER_UP): PowerEventKind.RESTORE,
+}
 #: IDIS fraud-detection codes (and meterstack's 205) that start a condition, by the kind
 #: :func:`~meterstack.analytics.detect_theft` counts them as.
 FRAUD_CODES: dict[int, str] = {
-    40: "terminal_cover",
-    44: "meter_cover",
-    42: "magnet",
-    89: "neutral_missing",
-    91: "reverse_current",
-    205: "current_with_relay_open",
+    int(EventCode.TERMINAL_COVER_REMOVED): "terminal_cover",
+    int(EventCode.METER_COVER_REMOVED): "meter_cover",
+    int(EventCode.STRONG_DC_FIELD_DETECTED): "magnet",
+    int(EventCode.MISSING_NEUTRAL): "neutral_missing",
+    int(EventCode.CURRENT_REVERSAL): "reverse_current",
+    int(EventCode.CURRENT_WITH_RELAY_OPEN): "current_with_relay_open",
 }
 
 Float32Array = npt.NDArray[np.float32]
@@ -171,7 +176,7 @@ def assemble(
     for row, serial in enumerate(everyone):
         if serial in ids:
             row_of_id[ids[serial]] = row
-    channels = store.channel_ids([A_PLUS, A_MINUS, AVERAGE_VOLTAGE], create=False)
+    channel_ids = store.channel_ids([A_PLUS, A_MINUS, AVERAGE_VOLTAGE], create=False)
     n_rows = len(everyone)
     grids = {
         code: np.full((n_rows, n_int), np.nan, dtype=np.float32)
@@ -179,7 +184,7 @@ def assemble(
     }
     last_heard = np.full(n_rows, np.nan)
     meter_ids = np.array(sorted(ids.values()), dtype=np.int64)
-    wanted = sorted(channels.values())
+    wanted = sorted(channel_ids.values())
     # A slice of meters at a time: the rows fetched are several times the arrays' size.
     for lo in range(0, meter_ids.size, chunk_meters):
         some = meter_ids[lo : lo + chunk_meters]
@@ -189,7 +194,7 @@ def assemble(
         for columns in (raw, validated):
             if columns is None:
                 continue
-            for code, channel_id in channels.items():
+            for code, channel_id in channel_ids.items():
                 _place(columns, channel_id, row_of_id, first=first, step=step, grid=grids[code])
         del raw, validated
 

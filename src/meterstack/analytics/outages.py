@@ -34,7 +34,7 @@ References
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from enum import IntEnum, StrEnum
 
 import numpy as np
@@ -42,6 +42,7 @@ import numpy.typing as npt
 
 from meterstack.analytics.network import NetworkModel
 from meterstack.core.errors import InvalidInputError
+from meterstack.meter.events import EventCode
 
 FloatArray = npt.NDArray[np.float64]
 IntArray = npt.NDArray[np.int32]
@@ -50,8 +51,8 @@ IntArray = npt.NDArray[np.int32]
 class PowerEventKind(IntEnum):
     """The two events outage inference reads (IDIS power-failure log codes)."""
 
-    LAST_GASP = 1
-    RESTORE = 2
+    LAST_GASP = EventCode.POWER_DOWN
+    RESTORE = EventCode.POWER_UP
 
 
 class OutageLevel(StrEnum):
@@ -376,7 +377,7 @@ def _roll_up_feeders(
     result: list[Outage] = []
     by_feeder: dict[int, list[int]] = {}
     for number, outage in enumerate(outages, start=1):
-        result.append(_replace(outage, id=number))
+        result.append(replace(outage, id=number))
         if outage.level is OutageLevel.TRANSFORMER:
             by_feeder.setdefault(outage.feeder, []).append(number - 1)
     event = 0
@@ -391,15 +392,9 @@ def _roll_up_feeders(
             if run and len({result[p].transformer for p in run}) == transformers_on[feeder] > 1:
                 event += 1
                 for p in run:
-                    result[p] = _replace(result[p], feeder_event=event)
+                    result[p] = replace(result[p], feeder_event=event)
             run = [position] if position >= 0 else []
     return result
-
-
-def _replace(outage: Outage, **changes: object) -> Outage:
-    values = {name: getattr(outage, name) for name in Outage.__dataclass_fields__}
-    values.update(changes)
-    return Outage(**values)
 
 
 def _indices(

@@ -66,6 +66,7 @@ from meterstack.mdm import (
     open_interval_store,
     open_operational,
 )
+from meterstack.mdm import channels as mdm_channels
 from meterstack.mdm.operational.models import (
     Account,
     Alarm,
@@ -111,8 +112,8 @@ STAGES = {
 #: Called with a stage's name, the work done in it and its total.
 StageProgress = Callable[[str, int, int], None]
 
-A_PLUS = "1.0.1.8.0.255"
-A_MINUS = "1.0.2.8.0.255"
+A_PLUS = mdm_channels.A_PLUS.obis
+A_MINUS = mdm_channels.A_MINUS.obis
 ACTOR = "demo"
 POSTPAID_TARIFF = "residential-flat"
 PREPAID_TEMPLATE = "prepaid-ibt-2-block"
@@ -514,16 +515,17 @@ def _register_meters(engine: Engine, store: IntervalStore, plan: FleetPlan, step
 # ---------------------------------------------------------------------- link
 
 
-#: The load-profile columns of each channel, in ``PROFILE_CHANNELS`` order: the column
-#: of a :class:`~meterstack.meter.ProfileEntry` and the resolution of the link's encoding
-#: (``link.module.profile_row``: energy in whole Wh/varh, voltage in cV, demand in dW).
-_ENTRY_COLUMNS = {
-    "a_plus_wh": (2, 1.0),
-    "a_minus_wh": (3, 1.0),
-    "r_plus_varh": (4, 1.0),
-    "r_minus_varh": (5, 1.0),
-    "average_voltage_cv": (6, 0.01),
-    "demand_dw": (7, 0.1),
+#: The column of a :class:`~meterstack.meter.ProfileEntry` that each link profile field
+#: carries. The link sends integers (energy in Wh/varh, voltage in cV, demand in dW) and
+#: the head-end stores them times ``PROFILE_CHANNELS``' scale, which is therefore also the
+#: resolution a stored value has.
+_ENTRY_COLUMN = {
+    "a_plus_wh": 2,
+    "a_minus_wh": 3,
+    "r_plus_varh": 4,
+    "r_minus_varh": 5,
+    "average_voltage_cv": 6,
+    "demand_dw": 7,
 }
 
 
@@ -558,11 +560,11 @@ def _expect(meter: Meter, expected: _Expected) -> None:
     expected.serials.append(serial)
     matrix = _profile_matrix(meter)
     ends = np.rint(matrix[:, 1])
-    for channel, (_obis, attribute, _scale) in enumerate(PROFILE_CHANNELS):
-        column, resolution = _ENTRY_COLUMNS[attribute]
+    for channel, (_obis, attribute, scale) in enumerate(PROFILE_CHANNELS):
+        column = _ENTRY_COLUMN[attribute]
         expected.keys.append(_key(index, channel, ends))
         expected.values.append(matrix[:, column])
-        half = resolution / 2 + 1e-9 if resolution != 1.0 else 0.0
+        half = scale / 2 + 1e-9 if scale != 1.0 else 0.0
         expected.tolerance.append(np.full(len(ends), half))
     for kind, log in meter.event_logs.items():
         for event in log:
@@ -620,11 +622,11 @@ def _bulk_batches(meters: list[Meter]) -> tuple[pa.Table, pa.Table, pa.Table]:
         matrix = _profile_matrix(meter)
         n = len(matrix)
         for obis, attribute, scale in PROFILE_CHANNELS:
-            column, resolution = _ENTRY_COLUMNS[attribute]
+            column = _ENTRY_COLUMN[attribute]
             serials.append(np.full(n, serial, dtype=object))
             channels.append(np.full(n, obis, dtype=object))
             ends.append(np.rint(matrix[:, 1]).astype(np.int64))
-            values.append(np.rint(matrix[:, column] / resolution) * scale)
+            values.append(np.rint(matrix[:, column] / scale) * scale)
             statuses.append(matrix[:, 8].astype(np.int32))
         for kind, log in meter.event_logs.items():
             for event in log:

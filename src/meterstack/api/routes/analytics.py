@@ -10,6 +10,7 @@ of each and their totals.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 from datetime import UTC, datetime, timedelta
@@ -94,7 +95,7 @@ def _latest(ctx: ApiContext) -> dict[str, Any]:
 
 def _summary(report: dict[str, Any], preview: int) -> dict[str, Any]:
     """The report with each long list cut to its first ``preview`` items, and the totals."""
-    out: dict[str, Any] = json.loads(json.dumps(report))
+    out: dict[str, Any] = copy.deepcopy(report)
     totals = {}
     for name, where in SECTIONS.items():
         items = _section(report, name)
