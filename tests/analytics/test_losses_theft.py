@@ -15,7 +15,7 @@ from meterstack.analytics import (
     detect_theft,
     energy_balance,
 )
-from meterstack.analytics.theft import _longest_flat_run, _nnls_batched
+from meterstack.analytics.theft import _consumption_drop, _longest_flat_run, _nnls_batched
 from meterstack.core.errors import InvalidInputError
 from meterstack.sim.grid import GridScenario, generate_grid
 
@@ -158,3 +158,32 @@ def test_theft_bad_input(scenario: GridScenario) -> None:
             scenario.interval_s,
             fraud_events={"magnet": np.zeros(3, np.int64)},
         )
+
+
+def test_consumption_drop_is_relative_to_the_transformers_median() -> None:
+    rng = np.random.default_rng(1)
+    n, n_t = 500, 61
+    assignment = np.sort(rng.integers(0, n_t - 1, n)).astype(np.int32)  # the last one empty
+    network = NetworkModel(
+        meters=tuple(f"M{i}" for i in range(n)),
+        transformers=tuple(f"T{t}" for t in range(n_t)),
+        feeders=("F",),
+        meter_transformer=assignment,
+        transformer_feeder=np.zeros(n_t, np.int32),
+        rating_kva=np.full(n_t, np.nan),
+        check_meters=tuple(None for _ in range(n_t)),
+    )
+    x = rng.random((n, 100)).astype(np.float32)
+    x[::7, :20] = 0.0  # no first-window use: no ratio
+    first = x[:, :20].mean(axis=1, dtype=np.float64)
+    last = x[:, -20:].mean(axis=1, dtype=np.float64)
+    ratio = np.full(n, np.nan)
+    ratio[first > 0] = last[first > 0] / first[first > 0]
+    expected = np.zeros(n)
+    for t in range(n_t):
+        mine = assignment == t
+        finite = ratio[mine][np.isfinite(ratio[mine])]
+        if finite.size:
+            drop = 1.0 - ratio[mine] / np.median(finite)
+            expected[mine] = np.nan_to_num(np.clip(drop, 0.0, 1.0), nan=0.0)
+    np.testing.assert_allclose(_consumption_drop(network, x, 20), expected)

@@ -147,6 +147,7 @@ class NetworkModel:
         """Build from records with the :data:`CSV_COLUMNS` keys (one record per meter)."""
         transformers: dict[str, int] = {}
         feeders: dict[str, int] = {}
+        feeder_of: dict[str, str] = {}  # transformer -> its feeder's name
         transformer_feeder: list[int] = []
         rating: list[float] = []
         check: list[str | None] = []
@@ -175,11 +176,12 @@ class NetworkModel:
             if position is None:
                 position = transformers[transformer] = len(transformers)
                 feeders.setdefault(feeder, len(feeders))
+                feeder_of[transformer] = feeder
                 transformer_feeder.append(feeders[feeder])
                 rating.append(kva)
                 check.append(check_meter)
             else:
-                known_feeder = list(feeders)[transformer_feeder[position]]
+                known_feeder = feeder_of[transformer]
                 if known_feeder != feeder:
                     raise InvalidInputError(
                         f"{where}.feeder",

@@ -209,8 +209,7 @@ def _balance_shares(
     share = np.full(n_m, np.nan)
     stolen = np.zeros(n_m)
     has_check = np.flatnonzero(balance.has_check_meter)
-    for t in has_check:
-        share[network.meters_of(int(t))] = 0.0
+    share[np.isin(network.meter_transformer, has_check)] = 0.0
     days = n_int // per_day
     if days < window_days:
         return share, stolen
@@ -276,10 +275,9 @@ def _balance_shares(
         rhs = rhs_c[best_w + window_days, pick] - rhs_c[best_w, pick]
         best = _nnls_batched(gram, rhs, valid)
         totals = design.sum(axis=(0, 3), dtype=np.float64)  # (b, k) whole-period recorded
-        for row in range(b):
-            ms = members[lo + row][valid[row]]
-            stolen[ms] = best[row, : ms.size] * totals[row, : ms.size]
-            share[ms] = best[row, : ms.size] / (1.0 + best[row, : ms.size])
+        customers = members[lo:hi][valid]
+        stolen[customers] = (best * totals)[valid]
+        share[customers] = (best / (1.0 + best))[valid]
     return share, stolen
 
 
@@ -362,14 +360,18 @@ def _consumption_drop(network: NetworkModel, x: Float32Array, window: int) -> Fl
     last = x[:, -window:].mean(axis=1, dtype=np.float64)
     with np.errstate(invalid="ignore", divide="ignore"):
         ratio = np.where(first > 0, last / first, np.nan)
+    # The median per transformer, for all at once: the finite ratios sorted by
+    # (transformer, ratio), then the middle one or two of each transformer's run.
+    finite = np.flatnonzero(np.isfinite(ratio))
+    transformer = network.meter_transformer[finite]
+    ordered = ratio[finite][np.lexsort((ratio[finite], transformer))]
+    counts = np.bincount(transformer, minlength=network.n_transformers)
+    starts = np.cumsum(counts) - counts
+    has = counts > 0
+    low = starts[has] + (counts[has] - 1) // 2
+    high = starts[has] + counts[has] // 2
     reference = np.full(network.n_transformers, np.nan)
-    offsets = network.transformer_offsets
-    by_t = ratio[network.meters_by_transformer]
-    for t in range(network.n_transformers):
-        values = by_t[offsets[t] : offsets[t + 1]]
-        values = values[np.isfinite(values)]
-        if values.size:
-            reference[t] = np.median(values)
+    reference[has] = (ordered[low] + ordered[high]) / 2.0
     relative = ratio / reference[network.meter_transformer]
     drop: FloatArray = np.nan_to_num(np.clip(1.0 - relative, 0.0, 1.0), nan=0.0)
     return drop

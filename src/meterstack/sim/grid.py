@@ -23,7 +23,7 @@ meter's own error (class 0.5). Everything is drawn from one seeded generator.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 
 import numpy as np
@@ -169,14 +169,14 @@ def generate_grid(
     net_true = true_import - export
     delivered = np.add.reduceat(net_true[order], offsets[:-1], axis=0)
     rating, undersized = _ratings(rng, delivered, interval_s, undersized_share)
-    network = _rebuilt(network, rating_kva=rating)
+    network = replace(network, rating_kva=rating)
     delivered += true_losses.losses_wh(
         delivered, network.customers_per_transformer(), network.rating_kva, interval_s
     )
     delivered *= (1.0 + rng.normal(0.0, 0.002, delivered.shape)).astype(np.float32)
     without = rng.random(network.n_transformers) >= check_meter_share
     delivered[without] = np.nan
-    network = _rebuilt(
+    network = replace(
         network,
         check_meters=tuple(
             f"CHK{t:05d}" if not without[t] else None for t in range(network.n_transformers)
@@ -261,20 +261,6 @@ def _network(
     return network
 
 
-def _rebuilt(network: NetworkModel, **changes: object) -> NetworkModel:
-    values: dict[str, object] = {
-        "meters": network.meters,
-        "transformers": network.transformers,
-        "feeders": network.feeders,
-        "meter_transformer": network.meter_transformer,
-        "transformer_feeder": network.transformer_feeder,
-        "rating_kva": network.rating_kva,
-        "check_meters": network.check_meters,
-    }
-    values.update(changes)
-    return NetworkModel(**values)  # type: ignore[arg-type]
-
-
 def _ratings(
     rng: np.random.Generator, delivered_wh: Float32Array, interval_s: int, undersized_share: float
 ) -> tuple[npt.NDArray[np.float64], npt.NDArray[np.int32]]:
@@ -288,21 +274,23 @@ def _ratings(
     load_kva = delivered_wh.astype(np.float64) / (interval_s / 3600.0) / 1000.0 / 0.95
     peak = load_kva.max(axis=1)
     needed = peak * rng.uniform(1.1, 1.6, n_t)
-    rating = np.array([_standard_at_least(v) for v in needed])
+    # The next standard size up; above the largest, whole hundreds of kVA.
+    position = np.searchsorted(STANDARD_KVA, needed)
+    rating = np.where(
+        position < STANDARD_KVA.size,
+        STANDARD_KVA[np.minimum(position, STANDARD_KVA.size - 1)],
+        np.ceil(needed / 100.0) * 100.0,
+    ).astype(np.float64)
     week = min(load_kva.shape[1], 7 * 86400 // interval_s)
     ninth = -np.sort(-load_kva[:, :week], axis=1)[:, min(8, week - 1)]
     loaded = np.flatnonzero(ninth > 1.0)
     count = min(round(undersized_share * n_t), loaded.size)
     undersized = np.sort(rng.choice(loaded, size=count, replace=False))
-    for t in undersized:
-        below = STANDARD_KVA[0.9 * ninth[t] >= STANDARD_KVA]
-        rating[t] = below[-1] if below.size else 0.9 * ninth[t]
+    # The largest standard size at most 90 % of that load (the load itself if none is).
+    cap = 0.9 * ninth[undersized]
+    below = np.searchsorted(STANDARD_KVA, cap, side="right") - 1
+    rating[undersized] = np.where(below >= 0, STANDARD_KVA[np.maximum(below, 0)], cap)
     return rating, undersized.astype(np.int32)
-
-
-def _standard_at_least(kva: float) -> float:
-    fits = STANDARD_KVA[kva <= STANDARD_KVA]
-    return float(fits[0]) if fits.size else float(np.ceil(kva / 100.0) * 100.0)
 
 
 def _outages(
