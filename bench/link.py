@@ -250,6 +250,26 @@ def settle_heap() -> None:
     gc.freeze()
 
 
+def start_headends(args: argparse.Namespace, db_path: str, port: int) -> tuple[list[Any], Any, Any]:
+    """Start ``--headend-processes`` head-end processes and wait until each is ready."""
+    context = multiprocessing.get_context("spawn")
+    queue = context.Queue()
+    stop = context.Event()
+    processes = [
+        context.Process(
+            target=headend_process,
+            args=(db_path, port, 1 + i, queue, stop, args.workers, args.batch, args.wait_s),
+            daemon=True,
+        )
+        for i in range(args.headend_processes)
+    ]
+    for process in processes:
+        process.start()
+    for _ in processes:
+        queue.get(timeout=60)
+    return processes, queue, stop
+
+
 def load(at: datetime, watts: float, **inputs: Any) -> Measurement:
     return Measurement(at, (230.0,), (watts / 230.0,), (watts,), (0.0,), 50.0, **inputs)
 
@@ -281,21 +301,7 @@ async def run_link(args: argparse.Namespace, port: int, directory: Path) -> dict
         meters.append((meter, module, transport))
     store.close()
 
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    stop = context.Event()
-    processes = [
-        context.Process(
-            target=headend_process,
-            args=(db_path, port, 1 + i, queue, stop, args.workers, args.batch, args.wait_s),
-            daemon=True,
-        )
-        for i in range(args.headend_processes)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        queue.get(timeout=60)
+    processes, queue, stop = start_headends(args, db_path, port)
 
     for _, _, transport in meters:
         transport.start()
@@ -506,21 +512,7 @@ def run_headend_ingest(args: argparse.Namespace, port: int, directory: Path) -> 
     for credentials in fleet:
         store.register_meter(credentials)
     store.close()
-    context = multiprocessing.get_context("spawn")
-    queue = context.Queue()
-    stop = context.Event()
-    processes = [
-        context.Process(
-            target=headend_process,
-            args=(db_path, port, 1 + i, queue, stop, args.workers, args.batch, args.wait_s),
-            daemon=True,
-        )
-        for i in range(args.headend_processes)
-    ]
-    for process in processes:
-        process.start()
-    for _ in processes:
-        queue.get(timeout=60)
+    processes, queue, stop = start_headends(args, db_path, port)
     start, published = publish_all(port, frames)
     deadline = time.time() + args.timeout_s
     verify = HeadEndStore(db_path, MASTER)

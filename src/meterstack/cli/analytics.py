@@ -120,8 +120,12 @@ def analytics_run(
     engine = open_operational(settings)
     store = open_interval_store(settings)
     try:
-        inputs = assemble(model, store, engine, start=period_start, end=period_end)
-        report = inputs.analyse().to_dict()
+        # Stderr, so that --json output stays one clean JSON object on stdout.
+        with Console(stderr=True).status(
+            f"reading {model.n_meters} meters' data and analysing", spinner="dots"
+        ):
+            inputs = assemble(model, store, engine, start=period_start, end=period_end)
+            report = inputs.analyse().to_dict()
     finally:
         store.close()
         engine.dispose()
