@@ -33,7 +33,7 @@ from meterstack.link import topics
 from meterstack.link.keys import generate_session_keys, wrap_key
 from meterstack.link.schema import ResponseStatus
 from meterstack.link.shutdown import cancel_all
-from meterstack.link.transports.mqtt import MqttTransport
+from meterstack.link.transports.gmqtt import GmqttTransport
 from meterstack.mdm.ingest import MeterDataSink
 
 
@@ -101,8 +101,8 @@ class HeadEnd:
         self.responses: list[ResponseNotice] = []
         self._dispatch = dispatch
         self._ingest_config = ingest_config
-        self.transports: list[MqttTransport] = []
-        send_paths: dict[str, MqttTransport] = {}
+        self.transports: list[GmqttTransport] = []
+        send_paths: dict[str, GmqttTransport] = {}
         self.workers: list[IngestWorker] = []
         for index in range(workers):
             worker_paths: list[tuple[BrokerPath, str, list[str]]] = []
@@ -134,7 +134,7 @@ class HeadEnd:
         self,
         index: int,
         worker_paths: list[tuple[BrokerPath, str, list[str]]],
-        send_paths: dict[str, MqttTransport],
+        send_paths: dict[str, GmqttTransport],
     ) -> IngestWorker:
         worker = IngestWorker(
             self.store,
@@ -146,7 +146,7 @@ class HeadEnd:
             on_response=self._response,
         )
         for path, role, subscriptions in worker_paths:
-            transport = MqttTransport(
+            transport = GmqttTransport(
                 path.host,
                 path.port,
                 name=path.name,

@@ -213,11 +213,17 @@ class MqttTransport:
         """Hand one message to the handler; return what is left to await, if anything."""
         if self.on_message is None or self._stopping:
             return None
-        topic, payload = message.topic.value, cast("object", message.payload)
+        payload = cast("object", message.payload)
         if not isinstance(payload, bytes | bytearray):
             payload = b"" if payload is None else str(payload).encode()
+        return self._deliver(message.topic.value, bytes(payload))
+
+    def _deliver(self, topic: str, payload: bytes) -> Awaitable[None] | None:
+        """Call the handler; return its awaitable (guarded) if it is asynchronous."""
+        if self.on_message is None or self._stopping:
+            return None
         try:
-            result = self.on_message(topic, bytes(payload), self.name)
+            result = self.on_message(topic, payload, self.name)
         except Exception as exc:  # a handler's bug must not take the connection down
             self._handler_failed(topic, exc)
             return None
