@@ -140,7 +140,14 @@ def raw_ceiling_cli(port: int, count: int, size: int) -> float:
         input=lines.encode(),
         check=True,
     )
-    sub.wait(60)
+    try:
+        sub.wait(60)
+    except subprocess.TimeoutExpired:
+        sub.kill()
+        sub.wait(5)
+        raise RuntimeError(
+            f"mosquitto_sub did not receive {count} messages in 60 s: try a smaller --raw-count"
+        ) from None
     return count / (time.perf_counter() - start)
 
 
@@ -648,7 +655,7 @@ def main() -> None:
         default=64,
         help="unacknowledged bulk entries per meter (OutboxPolicy.max_in_flight_bulk)",
     )
-    parser.add_argument("--raw-count", type=int, default=20000)
+    parser.add_argument("--raw-count", type=int, default=50000)
     parser.add_argument(
         "--ingest-frames", type=int, default=40000, help="pre-sealed frames, head-end alone"
     )
@@ -666,17 +673,23 @@ def main() -> None:
         cli = python = float("nan")
         if "raw" in parts:
             size = profile_frame_size()  # the raw ceiling moves frames of the same size
-            cli = raw_ceiling_cli(port, args.raw_count, size)
-            python = asyncio.run(raw_ceiling_python(port, args.raw_count // 2, size))
+            # The ceiling is the best of three runs: on a shared 2-core machine one run
+            # varied from 37,000 to 66,000 messages/s, and the goal is judged against the
+            # most the broker showed it can move.
+            runs = [raw_ceiling_cli(port, args.raw_count, size) for _ in range(3)]
+            cli = max(runs)
+            python = asyncio.run(raw_ceiling_python(port, 10000, size))
             print(
                 json.dumps(
                     {
                         "bench": "raw_broker_ceiling",
                         "payload_bytes": size,
                         "mosquitto_pub_sub_msgs_per_s": round(cli, 1),
+                        "mosquitto_pub_sub_runs": [round(run, 1) for run in runs],
                         "aiomqtt_minimal_msgs_per_s": round(python, 1),
                     }
-                )
+                ),
+                flush=True,
             )
         if "ingest" in parts:
             # One head-end process, then as many as the machine has cores: the head-end

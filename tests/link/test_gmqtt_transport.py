@@ -185,6 +185,7 @@ class _StandIn:
         self.ack_delay_s = ack_delay_s
         self.disconnect_reason = disconnect_reason
         self.connects = 0
+        self.packet_types: list[int] = []  # of every packet after CONNECT
         self.unacked = 0
         self.max_unacked = 0
         self.published = 0
@@ -228,7 +229,8 @@ class _StandIn:
                 return
             while True:
                 first, body = await self._packet(reader)
-                if first >> 4 != 3:  # only PUBLISH matters here
+                self.packet_types.append(first >> 4)
+                if first >> 4 != 3:  # only PUBLISH is answered
                     continue
                 topic_len = int.from_bytes(body[:2], "big")
                 mid = body[2 + topic_len : 4 + topic_len]
@@ -272,6 +274,23 @@ async def test_publishes_in_flight_stay_within_the_brokers_receive_maximum() -> 
         assert names == ["primary"] * 40
     assert broker.published == 40
     assert 1 < broker.max_unacked <= 4  # Receive Maximum 5, less the one gmqtt keeps
+
+
+async def test_a_stop_sends_what_is_pending_then_disconnect() -> None:
+    # Writes of one event-loop turn go out together (_JoinedWrites); a close must not drop
+    # them: the last publishes and the DISCONNECT reach the broker.
+    async with _StandIn(receive_maximum=100, ack_delay_s=None) as broker:
+        headend = _headend(broker.port, publish_timeout_s=5)
+        headend.start()
+        await _connected(headend)
+        pending = [asyncio.create_task(headend.publish(TOPIC, bytes([i]))) for i in range(5)]
+        await asyncio.sleep(0)  # the publishes are written, not yet sent
+        await headend.stop()
+        await _until(lambda: 14 in broker.packet_types)
+        assert broker.packet_types == [3] * 5 + [14]  # five PUBLISH, then DISCONNECT
+        for task in pending:
+            with pytest.raises(LinkDownError):
+                await task
 
 
 async def test_a_broker_disconnect_is_recorded_with_its_reason() -> None:

@@ -17,6 +17,7 @@ demand in deciwatts as integers, which is exact for the meter's rounding (0.01 V
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import IntEnum
@@ -300,16 +301,16 @@ def decode(blob: bytes) -> Message:
     version, kind_code, meter, origin, seq, created_ms, body = wire
     if version != SCHEMA_VERSION:
         raise SchemaError("version", version, f"this reader speaks schema {SCHEMA_VERSION}")
-    try:
-        kind = MessageKind(_int(kind_code, "kind"))
-    except ValueError as exc:
-        raise SchemaError("kind", kind_code, "unknown message kind") from exc
+    kind = _KIND_BY_CODE.get(kind_code) if type(kind_code) is int else None
+    if kind is None:
+        try:
+            kind = MessageKind(_int(kind_code, "kind"))
+        except ValueError as exc:
+            raise SchemaError("kind", kind_code, "unknown message kind") from exc
     if not isinstance(meter, str):
         raise SchemaError("meter", meter, "expected text")
-    try:
-        validate_serial(meter, "meter")
-    except ValueError as exc:
-        raise SchemaError("meter", meter, "not a valid serial") from exc
+    if not _valid_serial(meter):
+        raise SchemaError("meter", meter, "not a valid serial")
     return Message(
         kind=kind,
         meter=meter,
@@ -318,6 +319,19 @@ def decode(blob: bytes) -> Message:
         created_ms=_uint(created_ms, "created_ms", _UINT63),
         body=_body_from_wire(kind, body),
     )
+
+
+_KIND_BY_CODE = {int(kind): kind for kind in MessageKind}
+
+
+@functools.lru_cache(maxsize=1 << 17)
+def _valid_serial(meter: str) -> bool:
+    """Whether ``meter`` is a valid serial (cached: the same fleet's serials recur)."""
+    try:
+        validate_serial(meter, "meter")
+    except ValueError:
+        return False
+    return True
 
 
 def _body_from_wire(kind: MessageKind, body: Any) -> Body:
@@ -401,10 +415,13 @@ def _body_from_wire(kind: MessageKind, body: Any) -> Body:
     return AckBody(tuple(pairs))
 
 
+_INT_ONLY = {int}
+
+
 def _profile_row(row: Any, i: int) -> ProfileRow:
     # The common case checked at once (exact ints in range); anything else takes the
     # field-by-field path below, which names the offending field.
-    if type(row) is list and len(row) == 9 and all(type(item) is int for item in row):
+    if type(row) is list and len(row) == 9 and set(map(type, row)) == _INT_ONLY:
         seq, end, a_plus, a_minus, r_plus, r_minus, voltage, demand, status = row
         if 0 <= seq < _UINT63 and 0 <= end < _UINT63 and 0 <= status < _UINT32:
             return ProfileRow(seq, end, a_plus, a_minus, r_plus, r_minus, voltage, demand, status)

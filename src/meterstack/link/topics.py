@@ -15,6 +15,8 @@ digits, ``_ . -`` (:func:`meterstack.core.ids.validate_serial`), never a wildcar
 
 from __future__ import annotations
 
+import functools
+
 from meterstack.core.ids import validate_serial
 from meterstack.link.errors import SchemaError
 from meterstack.link.schema import KIND_BY_TOPIC_NAME, MessageKind
@@ -53,8 +55,12 @@ def uplink_filter(kinds: tuple[MessageKind, ...] | None = None) -> list[str]:
     return [f"{ROOT}/+/up/{kind.topic_name}" for kind in kinds]
 
 
+@functools.lru_cache(maxsize=1 << 17)
 def parse(topic: str) -> tuple[str, str, MessageKind]:
     """``(serial, direction, kind)`` of a message topic.
+
+    Cached: a head-end parses the same few topics per meter over and over (a refused topic
+    raises every time and is not cached).
 
     Raises
     ------

@@ -44,10 +44,52 @@ _closing: set[asyncio.Future[None]] = set()
 
 
 class _Client(gmqtt.Client):  # type: ignore[misc]
-    """A gmqtt client that leaves reconnection to the transport."""
+    """A gmqtt client that leaves reconnection to the transport and joins its writes."""
 
     async def reconnect(self, delay: bool = False) -> None:
         return None
+
+    async def _create_connection(self, *args: Any, **kwargs: Any) -> Any:
+        connection = await super()._create_connection(*args, **kwargs)
+        _JoinedWrites(connection._transport).install()
+        return connection
+
+
+class _JoinedWrites:
+    """Joins the writes of one event-loop turn on a connection into one ``send``.
+
+    gmqtt writes each PUBACK as it parses the PUBLISH it answers: a read that brings a
+    hundred messages made a hundred ``send`` calls, about 12 µs each on the development
+    machine (a quarter of the head-end's CPU per message). The writes of one turn now go
+    out together at the start of the next; their order is kept, and a close sends what is
+    pending first (the DISCONNECT).
+    """
+
+    def __init__(self, transport: asyncio.WriteTransport) -> None:
+        self._transport = transport
+        self._write = transport.write
+        self._close = transport.close
+        self._parts: list[bytes] = []
+        self._loop = asyncio.get_running_loop()
+
+    def install(self) -> None:
+        # The transport is asyncio's own object: its instance attributes shadow the methods.
+        self._transport.write = self.write  # type: ignore[method-assign]
+        self._transport.close = self.close  # type: ignore[method-assign]
+
+    def write(self, data: bytes | bytearray | memoryview) -> None:
+        if not self._parts:
+            self._loop.call_soon(self.flush)
+        self._parts.append(bytes(data))
+
+    def flush(self) -> None:
+        parts, self._parts = self._parts, []
+        if parts and not self._transport.is_closing():
+            self._write(b"".join(parts))
+
+    def close(self) -> None:
+        self.flush()
+        self._close()
 
 
 class _Acks(PersistentStorage):  # type: ignore[misc]
