@@ -11,7 +11,10 @@ gmqtt (an asyncio protocol parsing whole reads); docs/link.md gives the figures.
 keep aiomqtt: one meter sends a few messages a minute.
 
 The transport owns reconnection, as the aiomqtt one does: every connection is a fresh
-client, and gmqtt's own reconnect is switched off (:class:`_Client`).
+client, and gmqtt's own reconnect is switched off (:class:`_Client`). Joining writes
+(:class:`_JoinedWrites`) reaches two of gmqtt's private names (``Client._create_connection``
+and the connection's ``_transport``): gmqtt is pinned to 0.8.x, and the transport's tests
+go through both.
 """
 
 from __future__ import annotations
