@@ -37,8 +37,13 @@ from meterstack.protocols.dlms import (
 from meterstack.protocols.dlms import apdu as xdlms
 from meterstack.protocols.dlms.acse import Aarq, ApplicationContext, InitiateRequest, Mechanism
 from meterstack.protocols.dlms.apdu import AccessSelection, AttributeDescriptor, GetRequest
-from meterstack.protocols.dlms.axdr import Data, date_time_data, decode_data_exact
-from meterstack.protocols.dlms.client import CLOCK, LOAD_PROFILE, ClientSettings, DlmsClient
+from meterstack.protocols.dlms.axdr import decode_data_exact
+from meterstack.protocols.dlms.client import (
+    LOAD_PROFILE,
+    ClientSettings,
+    DlmsClient,
+    clock_range_selector,
+)
 from meterstack.protocols.dlms.security import (
     check_ecdsa_authentication,
     ecdsa_authentication,
@@ -91,18 +96,7 @@ def in_process_profile(meter: Meter, days: int) -> float:
     """Load-profile days per second with no TCP: the same selective GET (by date range)
     handed to the association as bytes, blocks followed to the end."""
     association = _associated(meter)
-    restricting = Data.structure(
-        Data.long_unsigned(8),
-        Data.octet_string(CLOCK.to_bytes()),
-        Data.integer(2),
-        Data.long_unsigned(0),
-    )
-    parameters = Data.structure(
-        restricting,
-        date_time_data(START),
-        date_time_data(START + timedelta(days=days)),
-        Data.array([]),
-    )
+    parameters = clock_range_selector(START, START + timedelta(days=days))
     request = GetRequest(1, AttributeDescriptor(7, LOAD_PROFILE, 2), AccessSelection(1, parameters))
     started = time.perf_counter()
     result = xdlms.decode_get_response(association.handle(xdlms.encode_get_request(request)))

@@ -7,7 +7,6 @@ import contextlib
 import importlib.resources
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -189,15 +188,8 @@ def create_app(
     def sink(session: Session, kind: str, data: dict[str, Any]) -> None:
         enqueue_event(session, kind, data, datetime.now(UTC))
 
-    vending_settings = settings.vending
-    service = VendingService(
-        engine,
-        clock,
-        issuer=issuer,
-        fee=Decimal(vending_settings.vend_fee),
-        minimum_vend=Decimal(vending_settings.minimum_vend),
-        maximum_vend=Decimal(vending_settings.maximum_vend),
-        event_sink=sink,
+    service = VendingService.from_settings(
+        engine, clock, settings.vending, issuer=issuer, event_sink=sink
     )
     api = settings.api
     dispatcher = WebhookDispatcher(

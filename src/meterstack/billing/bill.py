@@ -34,6 +34,17 @@ class LineItem:
     amount: Decimal
     explanation: str
 
+    def document(self) -> dict[str, str]:
+        """The line as stored in a bill document (amounts as decimal strings)."""
+        return {
+            "component": self.component,
+            "description": self.description,
+            "quantity": str(self.quantity),
+            "unit": self.unit,
+            "rate": str(self.rate),
+            "amount": str(self.amount),
+        }
+
 
 @dataclass
 class Bill:

@@ -931,18 +931,7 @@ def _bill_postpaid(
                         "tariff": POSTPAID_TARIFF,
                         "meters": [serial],
                         "kwh": round(kwh, 3),
-                        "lines": [
-                            {
-                                "component": line.component,
-                                "description": line.description,
-                                "quantity": str(line.quantity),
-                                "unit": line.unit,
-                                "rate": str(line.rate),
-                                "amount": str(line.amount),
-                            }
-                            for bill in bills
-                            for line in bill.lines
-                        ],
+                        "lines": [line.document() for bill in bills for line in bill.lines],
                     },
                 )
             )
@@ -968,15 +957,7 @@ def _vend_prepaid(
     if not prepaid:
         return result
     clock = SystemClock()
-    vending = settings.vending
-    service = VendingService(
-        engine,
-        clock,
-        issuer=issuer,
-        fee=Decimal(vending.vend_fee),
-        minimum_vend=Decimal(vending.minimum_vend),
-        maximum_vend=Decimal(vending.maximum_vend),
-    )
+    service = VendingService.from_settings(engine, clock, settings.vending, issuer=issuer)
     template = load_template(PREPAID_TEMPLATE)
     document = template.model_dump(mode="json", exclude_defaults=True)
     document.update(

@@ -34,6 +34,7 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
+from meterstack.core.config import VendingSettings
 from meterstack.core.errors import InvalidInputError, StoreError
 from meterstack.core.time import Clock, zone
 from meterstack.core.units import round_money
@@ -240,6 +241,27 @@ class VendingService:
         # SQLite's busy timeout). PostgreSQL locks rows and needs none.
         self._writer: threading.Lock | contextlib.nullcontext[None] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @classmethod
+    def from_settings(
+        cls,
+        engine: Engine,
+        clock: Clock,
+        settings: VendingSettings,
+        *,
+        issuer: TokenIssuer | None = None,
+        event_sink: EventSink | None = None,
+    ) -> VendingService:
+        """The service with the fee and vend limits of the ``[vending]`` settings."""
+        return cls(
+            engine,
+            clock,
+            issuer=issuer,
+            fee=Decimal(settings.vend_fee),
+            minimum_vend=Decimal(settings.minimum_vend),
+            maximum_vend=Decimal(settings.maximum_vend),
+            event_sink=event_sink,
         )
 
     def _emit(self, session: Session, kind: str, payload: dict[str, Any]) -> None:

@@ -348,18 +348,7 @@ def run_bill(ctx: Context, account_id: int, body: BillRunIn, principal: Staff) -
         np.add.at(kwh, slot[ok], values[ok] / 1000.0)
     result = rate(tariff, ends.astype("datetime64[s]"), kwh[None, :])
     bills = bills_from_rating(result)
-    lines = [
-        {
-            "component": line.component,
-            "description": line.description,
-            "quantity": str(line.quantity),
-            "unit": line.unit,
-            "rate": str(line.rate),
-            "amount": str(line.amount),
-        }
-        for bill in bills
-        for line in bill.lines
-    ]
+    lines = [line.document() for bill in bills for line in bill.lines]
     total = sum((bill.total for bill in bills), Decimal(0))
     now = datetime.now(UTC)
     with ctx.session() as session, session.begin():

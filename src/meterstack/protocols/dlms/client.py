@@ -211,6 +211,21 @@ def _python(value: Data) -> object:
     return value.value
 
 
+def clock_range_selector(start: datetime, end: datetime) -> Data:
+    """Selective access by range (selector 1) on a profile's clock column, all columns.
+
+    The restricting object is the clock (class 8, attribute 2), as IEC 62056-6-2's
+    ``range_descriptor`` gives it.
+    """
+    restricting = Data.structure(
+        Data.long_unsigned(8),
+        Data.octet_string(CLOCK.to_bytes()),
+        Data.integer(2),
+        Data.long_unsigned(0),
+    )
+    return Data.structure(restricting, date_time_data(start), date_time_data(end), Data.array([]))
+
+
 class DlmsClient:
     """One association with one logical device."""
 
@@ -529,15 +544,7 @@ class DlmsClient:
         self, obis: ObisCode, start: datetime, end: datetime
     ) -> list[ProfileRow]:
         """Rows of a profile generic whose clock lies in ``[start, end]`` (selector 1)."""
-        restricting = Data.structure(
-            Data.long_unsigned(8),
-            Data.octet_string(CLOCK.to_bytes()),
-            Data.integer(2),
-            Data.long_unsigned(0),
-        )
-        parameters = Data.structure(
-            restricting, date_time_data(start), date_time_data(end), Data.array([])
-        )
+        parameters = clock_range_selector(start, end)
         buffer = await self.get(7, obis, 2, AccessSelection(1, parameters))
         rows = []
         for row in buffer.as_items("buffer"):
